@@ -1,0 +1,1 @@
+"""Recommender networks. ``registry`` maps model names to builders."""

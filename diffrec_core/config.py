@@ -1,0 +1,124 @@
+"""Validated configuration, one frozen pydantic model per concern.
+
+Flow parameters and checkpoints carry these models (as JSON), so a trained model
+rebuilds from its own files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DiffusionConfig(_Frozen):
+    """Gaussian diffusion over interaction vectors (paper §3.1–3.4)."""
+
+    steps: PositiveInt = Field(40, description="T, number of diffusion steps")
+    noise_scale: PositiveFloat = Field(0.005, description="s in Eq. (4)")
+    noise_min: PositiveFloat = Field(0.005, description="alpha_min in Eq. (4)")
+    noise_max: PositiveFloat = Field(0.01, description="alpha_max in Eq. (4)")
+    mean_type: Literal["x0", "eps"] = Field("x0", description="what the denoiser predicts (paper §3.4)")
+    sampling_steps: int = Field(0, ge=0, description="T' noising steps before denoising at inference (Algorithm 2)")
+    sampling_noise: bool = Field(False, description="add posterior noise while denoising at inference")
+    reweight: bool = Field(True, description="weight the loss per step by SNR(t-1) - SNR(t) (Eq. 11-12)")
+    importance_sampling: bool = Field(True, description="sample steps by importance, Eq. (14)")
+    history_per_step: PositiveInt = Field(10, description="losses kept per step for importance sampling")
+
+    @model_validator(mode="after")
+    def _check(self) -> "DiffusionConfig":
+        if self.noise_min >= self.noise_max:
+            raise ValueError(f"noise_min must be < noise_max, got {self.noise_min} >= {self.noise_max}")
+        if self.sampling_steps > self.steps:
+            raise ValueError(f"sampling_steps must be <= steps, got {self.sampling_steps} > {self.steps}")
+        if self.noise_scale * self.noise_max >= 1.0:
+            raise ValueError(f"noise_scale * noise_max must be < 1, got {self.noise_scale * self.noise_max}")
+        return self
+
+
+class DenoiserConfig(_Frozen):
+    """MLP denoiser with a sinusoidal step embedding concatenated to its input."""
+
+    hidden_dims: list[PositiveInt] = Field(default_factory=lambda: [1000], description="encoder hidden sizes; the decoder mirrors them")
+    emb_size: PositiveInt = Field(10, description="step embedding size")
+    activation: Literal["tanh", "relu", "gelu", "sigmoid"] = "tanh"
+    dropout: float = Field(0.5, ge=0.0, lt=1.0, description="input dropout while training")
+    norm: bool = Field(False, description="L2-normalise the input vector")
+
+
+class ModelConfig(_Frozen):
+    """A registered model name and its own parameters (validated by the registry)."""
+
+    name: str = "diffrec"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainingConfig(_Frozen):
+    """The model-agnostic training loop."""
+
+    lr: PositiveFloat = 1e-3
+    weight_decay: NonNegativeFloat = 0.0
+    batch_size: PositiveInt = 400
+    epochs: PositiveInt = 200
+    patience: PositiveInt = Field(20, description="epochs without a better validation Recall@20 before stopping")
+    eval_every: PositiveInt = Field(1, description="evaluate on validation every N epochs")
+    lr_schedule: Literal["constant", "plateau", "cosine"] = "constant"
+    lr_decay: float = Field(0.5, gt=0.0, lt=1.0, description="factor for the plateau schedule")
+    lr_patience: PositiveInt = Field(5, description="evaluations without improvement before the plateau schedule decays")
+    min_lr: NonNegativeFloat = 1e-5
+    seed: int = 2023
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    eval_batch_size: PositiveInt = 2048
+    threads: int = Field(0, ge=0, description="torch CPU threads; 0 keeps torch's default")
+
+
+class InferenceConfig(_Frozen):
+    """Production batch inference."""
+
+    k: PositiveInt = Field(20, description="recommendations per user")
+    batch_size: PositiveInt = 2048
+
+
+class RunConfig(_Frozen):
+    """Everything one training run needs: model and loop."""
+
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "RunConfig":
+        """Read a YAML or JSON run configuration; raise ValueError naming the file on bad content."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValueError(f"{path}: cannot read config: {str(exc).splitlines()[0]}") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: config must be a mapping with 'model' and 'training'")
+        try:
+            return cls.model_validate(data)
+        except Exception as exc:  # pydantic.ValidationError
+            raise ValueError(f"{path}: invalid config: {_first_error(exc)}") from None
+
+
+def _first_error(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        err = errors()[0]
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        return f"{loc}: {err.get('msg')}" if loc else str(err.get("msg"))
+    return str(exc).splitlines()[0]
+
+
+def default_config_path(dataset: str, model: str) -> Path | None:
+    """The repository's best known config for (dataset, model), if one is shipped."""
+    from importlib.resources import files
+
+    candidate = files("diffrec_core.configs") / dataset / f"{model}.yaml"
+    return Path(str(candidate)) if candidate.is_file() else None

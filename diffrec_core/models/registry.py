@@ -1,0 +1,64 @@
+"""Model registry: a model name maps to its parameter model and its builder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from pydantic import BaseModel
+
+from diffrec_core.config import ModelConfig, _first_error
+from diffrec_core.models.base import Recommender
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    params: type[BaseModel]
+    build: Callable[[BaseModel, int, int], Recommender]  # (params, n_users, n_items) -> model
+    description: str = ""
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(name: str, params: type[BaseModel], description: str = ""):
+    """Decorator registering ``build(params, n_users, n_items)`` under ``name``."""
+
+    def wrap(build):
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is already registered")
+        _REGISTRY[name] = ModelSpec(name, params, build, description)
+        return build
+
+    return wrap
+
+
+def _load_builtin() -> None:
+    # Importing the modules registers their models.
+    from diffrec_core.models import diffrec  # noqa: F401
+
+
+def available() -> list[str]:
+    _load_builtin()
+    return sorted(_REGISTRY)
+
+
+def spec(name: str) -> ModelSpec:
+    _load_builtin()
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def validate_params(config: ModelConfig) -> BaseModel:
+    """The model's own parameters, validated; ValueError with the first problem otherwise."""
+    s = spec(config.name)
+    try:
+        return s.params.model_validate(config.params)
+    except Exception as exc:  # pydantic.ValidationError
+        raise ValueError(f"model {config.name!r}: invalid params: {_first_error(exc)}") from None
+
+
+def build_model(config: ModelConfig, n_users: int, n_items: int) -> Recommender:
+    return spec(config.name).build(validate_params(config), n_users, n_items)
