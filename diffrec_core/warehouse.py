@@ -1,0 +1,246 @@
+"""DuckDB warehouse: connections, running ``sql/`` files with bound parameters, outputs.
+
+Every query lives in ``sql/<layer>/<name>.sql`` (shipped as package ``diffrec_core.sql``)
+and runs on a connection passed in; values are always bound as ``$named`` parameters,
+never formatted into SQL text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+DEFAULT_WAREHOUSE = "warehouse.duckdb"
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SQL_NAME = re.compile(r"^[a-z0-9_]+(/[a-z0-9_]+)*$")
+# `$name` not preceded by a word character or another `$` (so `$$` strings are left alone).
+_PARAM = re.compile(r"(?<![\w$])\$([A-Za-z_][A-Za-z0-9_]*)")
+_LINE_COMMENT = re.compile(r"--[^\n]*")
+_STRING_LITERAL = re.compile(r"'(?:[^']|'')*'")
+
+RECOMMENDATION_COLUMNS = ("user_key", "item_key", "rank", "score")
+
+
+def validate_identifier(name: str) -> str:
+    """Return ``name`` if it is a plain SQL identifier, else raise ``ValueError`` naming it."""
+    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+        raise ValueError(f"not a valid SQL identifier: {name!r} (allowed: ^[A-Za-z_][A-Za-z0-9_]*$)")
+    return name
+
+
+def sql_text(name: str) -> str:
+    """Text of ``sql/<name>.sql``, e.g. ``sql_text("splits/split_global")``."""
+    if not _SQL_NAME.match(name):
+        raise ValueError(f"not a valid sql file name: {name!r}")
+    resource = files("diffrec_core.sql").joinpath(*f"{name}.sql".split("/"))
+    if not resource.is_file():
+        raise FileNotFoundError(f"no sql file named {name!r} in package diffrec_core.sql")
+    return resource.read_text(encoding="utf-8")
+
+
+def query_params(sql: str) -> set[str]:
+    """Names of the ``$named`` parameters a query uses (comments and string literals ignored)."""
+    stripped = _STRING_LITERAL.sub("''", _LINE_COMMENT.sub("", sql))
+    return set(_PARAM.findall(stripped))
+
+
+def run_sql(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> duckdb.DuckDBPyConnection:
+    """Execute ``sql/<name>.sql`` with exactly the ``$named`` parameters it uses bound.
+
+    Raises ``ValueError`` when a parameter the query uses is missing or an unknown one is
+    passed. Returns the connection, so ``run_sql(...).fetchall()`` / ``.df()`` work.
+    """
+    sql = sql_text(name)
+    used = query_params(sql)
+    missing = used - params.keys()
+    unknown = params.keys() - used
+    if missing or unknown:
+        raise ValueError(
+            f"sql/{name}.sql: missing parameters {sorted(missing)}, unknown parameters {sorted(unknown)}"
+        )
+    if used:
+        return con.execute(sql, {key: params[key] for key in used})
+    return con.execute(sql)
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, **params: Any) -> Any:
+    """First column of the first row of a short inline query (``None`` if no row).
+
+    Fetches the whole result: DuckDB 2.0 refuses ``register``/``unregister`` on a
+    connection with an unfinished result.
+    """
+    rows = con.execute(sql, params).fetchall() if params else con.execute(sql).fetchall()
+    return rows[0][0] if rows else None
+
+
+def schema_files() -> list[str]:
+    """Names of the schema files, in the order they are applied."""
+    folder = files("diffrec_core.sql").joinpath("schema")
+    return sorted(
+        f"schema/{entry.name[:-4]}"
+        for entry in folder.iterdir()
+        if entry.name.endswith(".sql") and not entry.name.startswith("_")
+    )
+
+
+def apply_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create every table and view (idempotent: ``if not exists`` / ``or replace``)."""
+    for name in schema_files():
+        con.execute(sql_text(name))
+
+
+@contextmanager
+def connect(path: str | Path = DEFAULT_WAREHOUSE, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse file; apply the schema unless ``read_only``; close on exit.
+
+    The session time zone is UTC, so naive timestamps mean UTC everywhere.
+    DuckDB allows one writer per file: while one process holds it read-write, any
+    other open fails at once with ``duckdb.IOException``.
+    """
+    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        if not read_only:
+            apply_schema(con)
+        yield con
+    finally:
+        con.close()
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """``begin`` … ``commit``; ``rollback`` and re-raise on any exception."""
+    con.begin()
+    try:
+        yield con
+    except BaseException:
+        con.rollback()
+        raise
+    con.commit()
+
+
+# ---------------------------------------------------------------- outputs
+
+
+def _json_or_none(value: Mapping[str, Any] | None) -> str | None:
+    return None if value is None else json.dumps(dict(value), sort_keys=True, default=str)
+
+
+def record_model_run(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    run_id: str,
+    dataset: str,
+    setting: str,
+    model: str,
+    config: Mapping[str, Any],
+    metrics: Mapping[str, Any] | None = None,
+    checkpoint_path: str | Path | None = None,
+    status: str = "running",
+    started_at: datetime | None = None,
+    finished_at: datetime | None = None,
+) -> None:
+    """Insert one ``model_runs`` row (config and metrics stored as JSON).
+
+    Raises ``duckdb.ConstraintException`` if ``run_id`` already exists.
+    """
+    run_sql(
+        con,
+        "outputs/insert_model_run",
+        run_id=run_id,
+        dataset=dataset,
+        setting=setting,
+        model=model,
+        config=_json_or_none(config),
+        metrics=_json_or_none(metrics),
+        checkpoint_path=None if checkpoint_path is None else str(checkpoint_path),
+        status=status,
+        started_at=started_at,
+        finished_at=finished_at,
+    )
+
+
+def update_model_run(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    *,
+    status: str | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    checkpoint_path: str | Path | None = None,
+    finished_at: datetime | None = None,
+) -> None:
+    """Set the given fields of a ``model_runs`` row (``None`` leaves a field as it is).
+
+    Raises ``KeyError`` if no run has this ``run_id``.
+    """
+    if not scalar(con, "select count(*) from model_runs where run_id = $run_id", run_id=run_id):
+        raise KeyError(f"no model run with run_id {run_id!r}")
+    run_sql(
+        con,
+        "outputs/update_model_run",
+        run_id=run_id,
+        status=status,
+        metrics=_json_or_none(metrics),
+        checkpoint_path=None if checkpoint_path is None else str(checkpoint_path),
+        finished_at=finished_at,
+    )
+
+
+def write_recommendations(
+    con: duckdb.DuckDBPyConnection, run_id: str, dataset: str, frame: pd.DataFrame | Any
+) -> int:
+    """Replace the recommendations of ``(run_id, dataset)`` with ``frame`` in one transaction.
+
+    ``frame``: pandas DataFrame or pyarrow Table with columns user_key, item_key, rank
+    (1 = best), score. Keys are stored as text. Returns the number of rows written.
+    Raises ``ValueError`` for missing columns or null keys/ranks/scores.
+    """
+    columns = list(frame.columns) if hasattr(frame, "columns") else list(frame.column_names)
+    missing = [c for c in RECOMMENDATION_COLUMNS if c not in columns]
+    if missing:
+        raise ValueError(f"recommendations frame is missing columns {missing}; needs {list(RECOMMENDATION_COLUMNS)}")
+    view = "_recommendations_frame"
+    con.complete()  # DuckDB refuses register() while an earlier result is unfinished
+    con.register(view, frame)
+    try:
+        nulls = scalar(
+            con,
+            f"select count(*) from {view} "
+            "where user_key is null or item_key is null or rank is null or score is null",
+        )
+        if nulls:
+            raise ValueError(f"recommendations frame has {nulls} rows with null user_key/item_key/rank/score")
+        with transaction(con):
+            run_sql(con, "outputs/delete_recommendations", run_id=run_id, dataset=dataset)
+            run_sql(con, "outputs/insert_recommendations", run_id=run_id, dataset=dataset)
+        return int(run_sql(con, "outputs/count_recommendations", run_id=run_id, dataset=dataset).fetchall()[0][0])
+    finally:
+        con.unregister(view)
+
+
+def publish(con: duckdb.DuckDBPyConnection, dataset: str, run_id: str) -> None:
+    """Make ``run_id`` the run that ``latest_recommendations`` shows for ``dataset``.
+
+    One transaction: readers see the previous run until it commits. Raises
+    ``ValueError`` (and changes nothing) if the run has no recommendations for the dataset.
+    """
+    with transaction(con):
+        count = run_sql(con, "outputs/count_recommendations", run_id=run_id, dataset=dataset).fetchall()[0][0]
+        if count == 0:
+            raise ValueError(f"run {run_id!r} has no recommendations for dataset {dataset!r}; nothing published")
+        run_sql(con, "outputs/publish", run_id=run_id, dataset=dataset)
+
+
+def published_run(con: duckdb.DuckDBPyConnection, dataset: str) -> str | None:
+    """The run currently published for ``dataset``, or ``None``."""
+    return scalar(con, "select run_id from published where dataset = $dataset", dataset=dataset)
