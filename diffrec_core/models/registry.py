@@ -60,5 +60,13 @@ def validate_params(config: ModelConfig) -> BaseModel:
         raise ValueError(f"model {config.name!r}: invalid params: {_first_error(exc)}") from None
 
 
-def build_model(config: ModelConfig, n_users: int, n_items: int) -> Recommender:
-    return spec(config.name).build(validate_params(config), n_users, n_items)
+def build_model(config: ModelConfig, n_users: int, n_items: int, seed: int | None = None) -> Recommender:
+    """Build a model; with ``seed`` its initial weights are reproducible (global RNG state untouched)."""
+    params = validate_params(config)
+    if seed is None:
+        return spec(config.name).build(params, n_users, n_items)
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return spec(config.name).build(params, n_users, n_items)
