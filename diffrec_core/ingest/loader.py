@@ -60,7 +60,8 @@ def _now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def _existing(con: duckdb.DuckDBPyConnection, dataset: str, sha256: str) -> IngestResult | None:
+def find_batch(con: duckdb.DuckDBPyConnection, dataset: str, sha256: str) -> IngestResult | None:
+    """The earlier batch of this content for ``dataset`` (as a ``skipped`` result), or ``None``."""
     rows = run_sql(con, "raw/find_batch", dataset=dataset, sha256=sha256).fetchall()
     if not rows:
         return None
@@ -134,7 +135,7 @@ def ingest_file(
         sha256 = file_sha256(path)
     except OSError as error:
         raise IngestError(f"cannot read {path}: {error.strerror or error}") from None
-    previous = _existing(con, dataset, sha256)
+    previous = find_batch(con, dataset, sha256)
     if previous is not None:
         return previous
     fmt = fmt or detect_format(path)
@@ -167,7 +168,7 @@ def ingest_frame(
     if missing:
         raise IngestError(f"frame {source} is missing columns {missing}; needs {list(FRAME_COLUMNS)}")
     sha256 = sha256 or frame_sha256(frame)
-    previous = _existing(con, dataset, sha256)
+    previous = find_batch(con, dataset, sha256)
     if previous is not None:
         return previous
     view = "_ingest_frame"
