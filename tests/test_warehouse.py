@@ -1,0 +1,136 @@
+from datetime import datetime
+
+import duckdb
+import pandas as pd
+import pytest
+
+from diffrec_core import warehouse
+from diffrec_core.warehouse import (
+    connect,
+    publish,
+    published_run,
+    query_params,
+    record_model_run,
+    run_sql,
+    sql_text,
+    update_model_run,
+    validate_identifier,
+    write_recommendations,
+)
+
+TABLES = {
+    "ingest_batches", "raw_interactions", "rejected_rows", "users", "items", "interactions",
+    "split_interactions", "split_reports", "item_embeddings", "item_clusters", "model_runs",
+    "recommendations", "published", "latest_recommendations",
+}
+
+
+def recs(prefix: str, n_users: int = 3, k: int = 2) -> pd.DataFrame:
+    rows = [(f"u{u}", f"{prefix}{r}", r, 1.0 / r) for u in range(n_users) for r in range(1, k + 1)]
+    return pd.DataFrame(rows, columns=["user_key", "item_key", "rank", "score"])
+
+
+def test_connect_applies_schema_idempotently(tmp_path):
+    path = tmp_path / "w.duckdb"
+    with connect(path) as con:
+        names = {row[0] for row in con.execute("show tables").fetchall()}
+        con.execute("insert into published values ('d', 'r', now())")
+    assert TABLES <= names
+    with connect(path) as con:  # re-applying the schema keeps the data
+        assert con.execute("select count(*) from published").fetchall() == [(1,)]
+    with connect(path, read_only=True) as con:
+        assert con.execute("select run_id from published").fetchall() == [("r",)]
+        with pytest.raises(duckdb.Error):
+            con.execute("insert into published values ('e', 'r', now())")
+
+
+def test_schema_and_queries_come_from_the_package():
+    assert warehouse.schema_files()[0] == "schema/01_ingest"
+    assert "create table if not exists raw_interactions" in sql_text("schema/01_ingest")
+    with pytest.raises(FileNotFoundError):
+        sql_text("schema/nope")
+    with pytest.raises(ValueError):
+        sql_text("../pyproject")
+
+
+def test_validate_identifier():
+    assert validate_identifier("user_key") == "user_key"
+    for bad in ["1abc", "a-b", "a b", "x; drop table users", ""]:
+        with pytest.raises(ValueError, match="identifier"):
+            validate_identifier(bad)
+
+
+def test_query_params_ignore_comments_and_strings():
+    sql = "-- uses $nothing\nselect '$not_a_param', $a from t where b = $b and c = $a"
+    assert query_params(sql) == {"a", "b"}
+
+
+def test_run_sql_binds_exactly_the_used_parameters(tmp_path):
+    with connect(tmp_path / "w.duckdb") as con:
+        with pytest.raises(ValueError, match="missing parameters"):
+            run_sql(con, "outputs/count_recommendations", run_id="r")
+        with pytest.raises(ValueError, match="unknown parameters"):
+            run_sql(con, "outputs/count_recommendations", run_id="r", dataset="d", extra=1)
+        # A value that would break formatted SQL is just a value.
+        hostile = "d'; drop table recommendations; --"
+        assert run_sql(con, "outputs/count_recommendations", run_id="r", dataset=hostile).fetchall() == [(0,)]
+        assert con.execute("select count(*) from recommendations").fetchall() == [(0,)]
+
+
+def test_model_runs_round_trip(tmp_path):
+    with connect(tmp_path / "w.duckdb") as con:
+        started = datetime(2024, 1, 1, 12)
+        record_model_run(
+            con, run_id="r1", dataset="d", setting="clean", model="diffrec", config={"lr": 1e-3, "dims": [200, 600]},
+            metrics=None, checkpoint_path=None, status="running", started_at=started, finished_at=None,
+        )
+        update_model_run(con, "r1", status="trained", metrics={"recall@20": 0.17}, checkpoint_path=tmp_path / "c.pt")
+        row = con.execute(
+            "select config->>'$.lr', metrics->>'$.recall@20', status, checkpoint_path, started_at from model_runs"
+        ).fetchall()[0]
+        assert row == ("0.001", "0.17", "trained", str(tmp_path / "c.pt"), started)
+        with pytest.raises(KeyError):
+            update_model_run(con, "nope", status="failed")
+        with pytest.raises(duckdb.ConstraintException):
+            record_model_run(con, run_id="r1", dataset="d", setting="clean", model="m", config={}, status="running")
+
+
+def test_write_recommendations_replaces_and_validates(tmp_path):
+    with connect(tmp_path / "w.duckdb") as con:
+        assert write_recommendations(con, "r1", "d", recs("a")) == 6
+        assert write_recommendations(con, "r1", "d", recs("b", n_users=2)) == 4
+        assert con.execute("select count(*), min(item_key) from recommendations").fetchall() == [(4, "b1")]
+        with pytest.raises(ValueError, match="missing columns"):
+            write_recommendations(con, "r1", "d", recs("a").drop(columns="score"))
+        bad = recs("a")
+        bad.loc[0, "item_key"] = None
+        with pytest.raises(ValueError, match="null"):
+            write_recommendations(con, "r1", "d", bad)
+        assert con.execute("select count(*) from recommendations").fetchall() == [(4,)]
+
+
+def test_publish_switches_the_view_atomically(tmp_path):
+    with connect(tmp_path / "w.duckdb") as con:
+        reader = con.cursor()  # a second connection to the same database
+
+        def visible():
+            return {row[0] for row in reader.execute("select distinct run_id from latest_recommendations").fetchall()}
+
+        write_recommendations(con, "r1", "d", recs("a"))
+        publish(con, "d", "r1")
+        assert visible() == {"r1"} and published_run(con, "d") == "r1"
+
+        write_recommendations(con, "r2", "d", recs("b"))
+        assert visible() == {"r1"}  # written but not published
+        con.begin()
+        run_sql(con, "outputs/publish", dataset="d", run_id="r2")
+        assert visible() == {"r1"}  # switch in flight: readers still see the previous run
+        con.commit()
+        assert visible() == {"r2"}
+        items = reader.execute("select distinct item_key from latest_recommendations order by 1").fetchall()
+        assert items == [("b1",), ("b2",)]
+
+        with pytest.raises(ValueError, match="no recommendations"):
+            publish(con, "d", "r3")
+        assert visible() == {"r2"}
+        assert published_run(con, "other") is None
