@@ -117,8 +117,29 @@ def _first_error(exc: Exception) -> str:
 
 
 def default_config_path(dataset: str, model: str) -> Path | None:
-    """The repository's best known config for (dataset, model), if one is shipped."""
+    """The repository's best known config for (dataset, model), else the model's default file, else None."""
     from importlib.resources import files
 
-    candidate = files("diffrec_core.configs") / dataset / f"{model}.yaml"
-    return Path(str(candidate)) if candidate.is_file() else None
+    for folder in (dataset, "default"):
+        candidate = files("diffrec_core.configs") / folder / f"{model}.yaml"
+        if candidate.is_file():
+            return Path(str(candidate))
+    return None
+
+
+def resolve_run_config(dataset: str, model: str, path: str | Path | None = None) -> RunConfig:
+    """The config in ``path``, else the shipped one for (dataset, model), else the model's defaults."""
+    if path is not None:
+        return RunConfig.from_file(path)
+    shipped = default_config_path(dataset, model)
+    return RunConfig.from_file(shipped) if shipped else RunConfig(model=ModelConfig(name=model))
+
+
+def with_training(run: RunConfig, **overrides: Any) -> RunConfig:
+    """A copy of ``run`` with validated training overrides (``None`` values are ignored)."""
+    updates = {k: v for k, v in overrides.items() if v is not None}
+    if not updates:
+        return run
+    data = run.model_dump(mode="json")
+    data["training"].update(updates)
+    return RunConfig.model_validate(data)

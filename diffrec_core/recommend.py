@@ -17,6 +17,7 @@ def top_k(
     history: sp.csr_matrix,
     k: int,
     *,
+    seen: sp.csr_matrix | None = None,
     batch_size: int = 2048,
     device: torch.device | str = "cpu",
 ) -> dict[str, np.ndarray]:
@@ -24,7 +25,9 @@ def top_k(
 
     Args:
         scorer: maps a dense input batch x (B, n_items) to scores (B, n_items).
-        history: (n_users, n_items) CSR of all known interactions: the model's input, and all masked.
+        history: (n_users, n_items) CSR of each user's known history: the model's input.
+        seen: (n_users, n_items) CSR of everything to mask (default: ``history``), e.g. also
+            interactions the model's setting does not take as input (low ratings).
     Returns:
         arrays user (int64), item (int64), rank (1..k), score (float32), one row per recommendation.
         A user with fewer than k unseen items gets only those.
@@ -37,7 +40,8 @@ def top_k(
     for start in range(0, len(users), batch_size):
         rows = users[start : start + batch_size]
         x = dense_rows(history, rows, device)
-        scores = mask_seen(scorer(x).float(), x)
+        mask = x if seen is None else dense_rows(seen, rows, device)
+        scores = mask_seen(scorer(x).float(), mask)
         vals, idx = torch.topk(scores, kk, dim=1)
         vals, idx = vals.cpu().numpy(), idx.cpu().numpy()
         valid = np.isfinite(vals)

@@ -107,6 +107,8 @@ def connect(path: str | Path = DEFAULT_WAREHOUSE, read_only: bool = False) -> It
     DuckDB allows one writer per file: while one process holds it read-write, any
     other open fails at once with ``duckdb.IOException``.
     """
+    if read_only and not Path(path).exists():
+        raise FileNotFoundError(f"{path}: no such warehouse (run 'diffrec ingest' or 'diffrec pipeline' first)")
     con = duckdb.connect(str(path), read_only=read_only)
     try:
         con.execute("set TimeZone = 'UTC'")

@@ -1,0 +1,188 @@
+"""Accuracy and speed benchmark on pre-split data in the authors' format (paper protocol).
+
+    python bench/accuracy.py --splits ../shared/data/ml-1m_clean --model diffrec --seeds 3 --out bench/results/ml-1m_clean-diffrec.json
+
+Trains with N seeds (selection on validation Recall@20 only), evaluates the best
+checkpoint on validation and test in one scoring pass, and writes JSON plus a
+markdown table beside the paper's published figures.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import typer
+from typing import Annotated, Optional
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from diffrec_core.config import resolve_run_config, with_training  # noqa: E402
+from diffrec_core.evaluation import Target  # noqa: E402
+from diffrec_core.interactions import load_npy_splits  # noqa: E402
+from diffrec_core.models.registry import build_model  # noqa: E402
+from diffrec_core.training import evaluate_model, fit, select_device  # noqa: E402
+
+METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
+
+# Paper Tables 2, 3, 4 and 6 (../shared/data/README.md): (R@10, R@20, N@10, N@20).
+PAPER = {
+    ("ml-1m_clean", "multivae"): (0.1007, 0.1726, 0.0825, 0.1076),
+    ("ml-1m_clean", "lightgcn"): (0.0987, 0.1707, 0.0833, 0.1083),
+    ("ml-1m_clean", "diffrec"): (0.1058, 0.1787, 0.0901, 0.1148),
+    ("ml-1m_clean", "ldiffrec"): (0.1060, 0.1809, 0.0868, 0.1122),
+    ("ml-1m_noisy", "multivae"): (0.0653, 0.1247, 0.0469, 0.0680),
+    ("ml-1m_noisy", "diffrec"): (0.0658, 0.1236, 0.0488, 0.0703),
+    ("ml-1m_noisy", "ldiffrec"): (0.0665, 0.1272, 0.0493, 0.0710),
+}
+
+
+def cpu_peak_gflops(threads: int) -> float | None:
+    """fp32 FMA peak: threads x 2 FMA units x 8 lanes (AVX2) x 2 flops x clock; None if unknown."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    mhz = [float(line.split(":")[1]) for line in text.splitlines() if line.startswith("cpu MHz")]
+    flags = next((line for line in text.splitlines() if line.startswith("flags")), "")
+    if not mhz or "fma" not in flags.split():
+        return None
+    lanes = 16 if "avx512f" in flags.split() else 8
+    return threads * 2 * lanes * 2 * (statistics.median(mhz) / 1000.0)
+
+
+def denoiser_flops_per_row(model: torch.nn.Module) -> int:
+    """Multiply-add flops of one forward pass of every Linear layer, per input row."""
+    return sum(2 * m.in_features * m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear))
+
+
+def run_seed(data, run, device):
+    model = build_model(run.model, data.n_users, data.n_items, seed=run.training.seed)
+    result = fit(model, data.train, Target(data.valid, data.train), run.training, device=device)
+    targets = {"valid": Target(data.valid, data.train), "test": Target(data.test, data.train + data.valid)}
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    metrics = evaluate_model(model, data.train, targets, run.training, device)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return model, result, metrics, time.perf_counter() - t0
+
+
+def main(
+    splits: Annotated[Path, typer.Option(help="folder with train_list.npy, valid_list.npy, test_list.npy")],
+    out_path: Annotated[Path, typer.Option("--out", help="JSON output; a .md table is written beside it")],
+    model: Annotated[str, typer.Option(help="registered model name")] = "diffrec",
+    config: Annotated[Optional[Path], typer.Option(help="run config (default: configs/<dataset>/<model>.yaml)")] = None,
+    seeds: Annotated[int, typer.Option(help="number of seeds (seed, seed+1, ...)")] = 3,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    threads_opt: Annotated[int, typer.Option("--threads", help="torch CPU threads (0 = torch default)")] = 0,
+    epochs: Annotated[Optional[int], typer.Option(help="override the maximum epochs (quick checks)")] = None,
+) -> dict:
+    """Train and evaluate MODEL on pre-split data with N seeds; write JSON and a markdown table."""
+    dataset = splits.resolve().name
+    data = load_npy_splits(splits)
+    base = resolve_run_config(dataset, model, config)
+    if model != base.model.name:
+        raise SystemExit(f"error: --config is for model {base.model.name!r}, not {model!r}")
+    if threads_opt:
+        torch.set_num_threads(threads_opt)
+    dev = select_device(device)
+    threads = torch.get_num_threads()
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+
+    per_seed = []
+    t_all = time.perf_counter()
+    for i in range(seeds):
+        run = with_training(base, seed=base.training.seed + i, epochs=epochs, device=dev.type)
+        net, result, metrics, eval_seconds = run_seed(data, run, dev)
+        row = {
+            "seed": run.training.seed,
+            "valid": {m: metrics["valid"][m] for m in METRICS},
+            "test": {m: metrics["test"][m] for m in METRICS},
+            "best_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run,
+            "seconds_per_epoch": result.seconds_per_epoch,
+            "seconds_per_eval": result.seconds_per_eval,
+            "seconds_final_eval_valid_and_test": eval_seconds,
+            "seconds_to_best": result.seconds_to_best,
+            "seconds_total": result.seconds_total,
+        }
+        per_seed.append(row)
+        print(json.dumps(row), flush=True)
+
+    n_params = sum(p.numel() for p in net.parameters())
+    test = {m: [r["test"][m] for r in per_seed] for m in METRICS}
+    med = lambda key: statistics.median(r[key] for r in per_seed)  # noqa: E731
+    out = {
+        "dataset": dataset,
+        "model": model,
+        "config": base.model_dump(mode="json"),
+        "seeds": [r["seed"] for r in per_seed],
+        "mean": {m: statistics.fmean(v) for m, v in test.items()},
+        "std": {m: statistics.pstdev(v) for m, v in test.items()},
+        "valid_mean": {m: statistics.fmean(r["valid"][m] for r in per_seed) for m in METRICS},
+        "per_seed": per_seed,
+        "best_epoch": [r["best_epoch"] for r in per_seed],
+        "seconds_per_epoch": med("seconds_per_epoch"),
+        "seconds_per_eval": med("seconds_per_eval"),
+        "seconds_to_best": med("seconds_to_best"),
+        "seconds_total": time.perf_counter() - t_all,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "params": n_params,
+        "device": torch.cuda.get_device_name(0) if dev.type == "cuda" else f"cpu ({platform.processor() or platform.machine()})",
+        "threads": threads,
+        "torch": torch.__version__,
+    }
+    if dev.type == "cuda":
+        out["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    flops = denoiser_flops_per_row(net)
+    steps = base.model.params.get("diffusion", {}).get("steps", 1) if model in {"diffrec", "tdiffrec"} else 1
+    eval_flops = data.n_users * steps * flops
+    train_flops = 3 * int((data.train.getnnz(axis=1) > 0).sum()) * flops
+    out["gflops"] = {
+        "eval_pass_gflop": eval_flops / 1e9,
+        "eval_gflop_per_s": eval_flops / 1e9 / out["seconds_per_eval"] if out["seconds_per_eval"] else None,
+        "train_epoch_gflop": train_flops / 1e9,
+        "train_gflop_per_s": train_flops / 1e9 / out["seconds_per_epoch"] if out["seconds_per_epoch"] else None,
+        "cpu_peak_gflop_per_s": cpu_peak_gflops(threads) if dev.type == "cpu" else None,
+    }
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(out, indent=2))
+    out_path.with_suffix(".md").write_text(markdown(out))
+    print(markdown(out))
+    return out
+
+
+def markdown(out: dict) -> str:
+    paper = PAPER.get((out["dataset"], out["model"]))
+    lines = [
+        f"### {out['model']} on {out['dataset']} (test, mean ± std of {len(out['seeds'])} seeds, chosen on validation Recall@20)",
+        "",
+        "| | Recall@10 | Recall@20 | NDCG@10 | NDCG@20 |",
+        "| --- | --- | --- | --- | --- |",
+        "| this project | " + " | ".join(f"{out['mean'][m]:.4f} ± {out['std'][m]:.4f}" for m in METRICS) + " |",
+    ]
+    if paper:
+        lines.append("| paper | " + " | ".join(f"{v:.4f}" for v in paper) + " |")
+    lines += [
+        "",
+        f"best epochs {out['best_epoch']}; {out['seconds_per_epoch']:.2f} s/epoch; {out['seconds_per_eval']:.2f} s per validation pass; "
+        f"{out['seconds_to_best']:.0f} s to the best model; peak RSS {out['peak_rss_mb']:.0f} MB; {out['params']:,} parameters; "
+        f"device {out['device']}, {out['threads']} threads",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    typer.run(main)

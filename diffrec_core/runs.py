@@ -1,0 +1,159 @@
+"""Model runs recorded in the warehouse: train, evaluate, recommend, publish.
+
+Each function opens the warehouse only for short reads and writes (DuckDB has one
+writer per file), never while a model trains or scores.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from diffrec_core import interactions, warehouse
+from diffrec_core.config import InferenceConfig, RunConfig
+from diffrec_core.evaluation import Target
+from diffrec_core.models.base import Batch
+from diffrec_core.models.registry import build_model, validate_params
+from diffrec_core.recommend import top_k
+from diffrec_core.training import evaluate_model, fit, load_checkpoint, save_checkpoint, select_device
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def new_run_id(model: str) -> str:
+    return f"{model}-{_now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    dataset: str
+    setting: str
+    model: str
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    checkpoint_path: str | None
+    status: str
+
+
+def get_run(con, run_id: str) -> RunInfo:
+    row = warehouse.run_sql(con, "outputs/get_model_run", run_id=run_id).fetchone()
+    if row is None:
+        raise ValueError(f"no model run {run_id!r} in the warehouse")
+    run_id, dataset, setting, model, config, metrics, ckpt, status = row
+    return RunInfo(run_id, dataset, setting, model, json.loads(config or "{}"), json.loads(metrics or "{}"), ckpt, status)
+
+
+def train_run(
+    warehouse_path: str | Path,
+    dataset: str,
+    setting: str,
+    run: RunConfig,
+    artifacts_dir: str | Path,
+    *,
+    progress: bool = False,
+) -> str:
+    """Train ``run`` on the (dataset, setting) split; save the best checkpoint; record it in ``model_runs``.
+
+    Returns the run id. A failed training leaves the run marked ``failed``.
+    """
+    validate_params(run.model)
+    with warehouse.connect(warehouse_path, read_only=True) as con:
+        data = interactions.load_split(con, dataset, setting)
+    run_id = new_run_id(run.model.name)
+    with warehouse.connect(warehouse_path) as con:
+        warehouse.record_model_run(
+            con, run_id=run_id, dataset=dataset, setting=setting, model=run.model.name,
+            config=run.model_dump(mode="json"), status="running", started_at=_now(),
+        )
+    try:
+        model = build_model(run.model, data.n_users, data.n_items, seed=run.training.seed)
+        result = fit(model, data.train, Target(data.valid, data.train), run.training, progress=progress)
+        ckpt = save_checkpoint(Path(artifacts_dir) / run_id, model, run, data.n_users, data.n_items, {"dataset": dataset, "setting": setting})
+    except BaseException:
+        with warehouse.connect(warehouse_path) as con:
+            warehouse.update_model_run(con, run_id, status="failed", finished_at=_now())
+        raise
+    metrics = {
+        "valid": result.best_valid,
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "seconds_per_epoch": result.seconds_per_epoch,
+        "seconds_per_eval": result.seconds_per_eval,
+        "seconds_total": result.seconds_total,
+        "params": sum(p.numel() for p in model.parameters()),
+    }
+    with warehouse.connect(warehouse_path) as con:
+        warehouse.update_model_run(con, run_id, status="trained", metrics=metrics, checkpoint_path=str(ckpt), finished_at=_now())
+    return run_id
+
+
+def evaluate_run(warehouse_path: str | Path, run_id: str, device: str = "auto") -> dict[str, dict[str, float]]:
+    """Validation and test metrics of a trained run (paper protocol), stored in its ``metrics``."""
+    with warehouse.connect(warehouse_path, read_only=True) as con:
+        info = get_run(con, run_id)
+        data = interactions.load_split(con, info.dataset, info.setting)
+    if not info.checkpoint_path:
+        raise ValueError(f"model run {run_id!r} has no checkpoint (status {info.status})")
+    dev = select_device(device)
+    model, meta = load_checkpoint(info.checkpoint_path, dev)
+    run = RunConfig.model_validate(meta["run"])
+    targets = {"valid": Target(data.valid, data.train), "test": Target(data.test, data.train + data.valid)}
+    results = evaluate_model(model, data.train, targets, run.training, dev)
+    with warehouse.connect(warehouse_path) as con:
+        warehouse.update_model_run(con, run_id, status="evaluated", metrics={**info.metrics, **results})
+    return results
+
+
+def recommend_run(warehouse_path: str | Path, run_id: str, inference: InferenceConfig = InferenceConfig(), device: str = "auto") -> int:
+    """Top-K for every user with history (production protocol), written under ``run_id`` but not published.
+
+    Input = each user's known history in the run's setting; every known interaction is masked.
+    Returns the number of rows written.
+    """
+    with warehouse.connect(warehouse_path, read_only=True) as con:
+        info = get_run(con, run_id)
+        row = warehouse.run_sql(con, "splits/setting_min_rating", dataset=info.dataset, setting=info.setting).fetchone()
+        if row is None:
+            raise ValueError(f"dataset {info.dataset!r} has no split setting {info.setting!r}")
+        inputs, user_keys, item_keys = interactions.load_history(con, info.dataset, min_rating=row[0])
+        seen, _, _ = interactions.load_history(con, info.dataset, min_rating=None)
+    if not info.checkpoint_path:
+        raise ValueError(f"model run {run_id!r} has no checkpoint (status {info.status})")
+    dev = select_device(device)
+    model, meta = load_checkpoint(info.checkpoint_path, dev)
+    if inputs.shape[1] != meta["n_items"]:
+        raise ValueError(f"model run {run_id!r} was trained on {meta['n_items']} items but the warehouse now has {inputs.shape[1]}: retrain")
+
+    def scorer(x: torch.Tensor) -> torch.Tensor:
+        return model.score(Batch(users=torch.zeros(x.shape[0], dtype=torch.long, device=x.device), x=x))
+
+    recs = top_k(scorer, inputs, inference.k, seen=seen, batch_size=inference.batch_size, device=dev)
+    frame = pd.DataFrame({
+        "user_key": user_keys[recs["user"]],
+        "item_key": item_keys[recs["item"]],
+        "rank": recs["rank"],
+        "score": recs["score"].astype("float64"),
+    })
+    with warehouse.connect(warehouse_path) as con:
+        warehouse.write_recommendations(con, run_id, info.dataset, frame)
+    return len(frame)
+
+
+def publish_run(warehouse_path: str | Path, run_id: str) -> None:
+    """Switch ``latest_recommendations`` for the run's dataset to ``run_id`` in one transaction."""
+    with warehouse.connect(warehouse_path) as con:
+        info = get_run(con, run_id)
+        if warehouse.run_sql(con, "outputs/count_recommendations", run_id=run_id, dataset=info.dataset).fetchone()[0] == 0:
+            raise ValueError(f"model run {run_id!r} has no recommendations to publish")
+        warehouse.publish(con, info.dataset, run_id)
+        warehouse.update_model_run(con, run_id, status="published")

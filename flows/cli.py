@@ -1,0 +1,306 @@
+"""The ``diffrec`` command line: ad-hoc runs of each step, or the whole pipeline."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+import flows  # noqa: F401  (environment defaults)
+
+app = typer.Typer(
+    help="DiffRec batch recommender: ingest interaction logs, split them, train diffusion recommenders "
+    "and publish top-K recommendations to a DuckDB warehouse.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+recs_app = typer.Typer(help="Read published recommendations.", no_args_is_help=True)
+app.add_typer(recs_app, name="recs")
+
+Warehouse = Annotated[Path, typer.Option("--warehouse", "-w", help="DuckDB warehouse file (created if missing).")]
+Dataset = Annotated[Optional[str], typer.Option("--dataset", "-d", help="Dataset name in the warehouse (default: 'builtin', or derived from the input file).")]
+Setting = Annotated[str, typer.Option("--setting", help="Split setting name.")]
+Artifacts = Annotated[Path, typer.Option("--artifacts", help="Folder for model checkpoints.")]
+Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
+DEFAULT_WAREHOUSE = Path("warehouse.duckdb")
+DEFAULT_ARTIFACTS = Path("artifacts")
+BUILTIN = "builtin"
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def cli_errors(fn):
+    """Turn expected failures into a one-line error and exit code 1."""
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        import duckdb
+
+        try:
+            return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except (ValueError, FileNotFoundError, PermissionError, duckdb.Error) as exc:
+            _fail(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+
+    return wrapper
+
+
+def dataset_name(dataset: str | None, source: Path | None) -> str:
+    """An explicit name, 'builtin' without input, else the file's name (its folder's for generic names)."""
+    if dataset:
+        return dataset
+    if source is None:
+        return BUILTIN
+    generic = {"ratings", "u", "data", "interactions", "train", "ratings_small"}
+    base = source.parent.name if source.stem.lower() in generic and source.parent.name else source.stem
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", base) or "dataset"
+
+
+def _columns(column: list[str] | None) -> dict[str, str] | None:
+    if not column:
+        return None
+    out = {}
+    for spec in column:
+        role, sep, name = spec.partition("=")
+        if not sep or role not in {"user", "item", "rating", "timestamp"} or not name:
+            raise ValueError(f"--column must be ROLE=NAME with ROLE in user/item/rating/timestamp, got {spec!r}")
+        out[role] = name
+    return out
+
+
+def _ingest_line(r) -> str:
+    if r.skipped:
+        return f"skipped {r.source}: the same content is already ingested for dataset {r.dataset!r} (batch {r.batch_id})"
+    return (f"ingested {r.source} as dataset {r.dataset!r} (format {r.format}, batch {r.batch_id}): "
+            f"{r.rows_loaded} rows loaded, {r.rows_rejected} rejected of {r.rows_read} read")
+
+
+def _split_line(r) -> str:
+    return (f"split {r.dataset!r}/{r.setting} ({r.method}): train {r.train_rows}, valid {r.valid_rows}, test {r.test_rows} rows; "
+            f"kept out of evaluation: {r.valid_rows_excluded + r.test_rows_excluded} rows, "
+            f"{r.users_excluded} users and {r.items_excluded} items that appear only after training")
+
+
+# ----------------------------------------------------------------------------- steps
+
+
+@app.command()
+@cli_errors
+def ingest(
+    source: Annotated[Optional[Path], typer.Argument(help="Raw interaction file. Omit to load the built-in synthetic data.")] = None,
+    dataset: Dataset = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="ml-1m, ml-100k, ml-latest, csv or parquet (default: detected).")] = None,
+    column: Annotated[Optional[list[str]], typer.Option("--column", "-c", help="Column mapping for csv/parquet, e.g. -c user=uid -c timestamp=time.")] = None,
+    users: Annotated[int, typer.Option(help="Built-in data: number of users.")] = 3000,
+    items: Annotated[int, typer.Option(help="Built-in data: number of items.")] = 1500,
+    interactions: Annotated[int, typer.Option(help="Built-in data: number of interactions.")] = 150_000,
+    seed: Annotated[int, typer.Option(help="Built-in data: random seed.")] = 2023,
+    warehouse: Warehouse = DEFAULT_WAREHOUSE,
+) -> None:
+    """Load a raw interaction log (or the built-in data) into the warehouse; re-ingesting a file changes nothing."""
+    from diffrec_core import ingest as core_ingest
+    from diffrec_core import warehouse as wh
+    from diffrec_core.ingest.synthetic import SyntheticConfig
+
+    name = dataset_name(dataset, source)
+    with wh.connect(warehouse) as con:
+        if source is None:
+            result = core_ingest.ingest_synthetic(con, name, SyntheticConfig(n_users=users, n_items=items, n_interactions=interactions, seed=seed))
+        else:
+            result = core_ingest.ingest_file(con, source, name, fmt=fmt, columns=_columns(column))
+    typer.echo(_ingest_line(result))
+
+
+@app.command()
+@cli_errors
+def split(
+    dataset: Dataset = None,
+    setting: Setting = "clean",
+    method: Annotated[str, typer.Option(help="global (one chronological cut) or per_user.")] = "global",
+    min_rating: Annotated[float, typer.Option(help="Keep interactions rated at least this (implicit data keeps all).")] = 4.0,
+    warehouse: Warehouse = DEFAULT_WAREHOUSE,
+) -> None:
+    """Stage the dataset (dense ids, duplicates resolved) and make its chronological 7:1:2 split."""
+    from diffrec_core import splits
+    from diffrec_core import warehouse as wh
+
+    name = dataset_name(dataset, None)
+    config = splits.SplitConfig(setting=setting, method=method, min_rating=min_rating)
+    with wh.connect(warehouse) as con:
+        splits.stage(con, name)
+        report = splits.make_split(con, name, config)
+    typer.echo(_split_line(report))
+
+
+def _run_config(dataset: str, model: str, config: Path | None, epochs: int | None, seed: int | None, device: str | None):
+    from diffrec_core.config import resolve_run_config, with_training
+    from diffrec_core.models.registry import validate_params
+
+    run = with_training(resolve_run_config(dataset, model, config), epochs=epochs, seed=seed, device=device)
+    validate_params(run.model)
+    return run
+
+
+@app.command()
+@cli_errors
+def train(
+    dataset: Dataset = None,
+    setting: Setting = "clean",
+    model: Annotated[str, typer.Option("--model", "-m", help="Registered model name.")] = "diffrec",
+    config: Annotated[Optional[Path], typer.Option("--config", help="YAML/JSON run config (default: the shipped one for the dataset).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Override the maximum number of epochs.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Override the training seed.")] = None,
+    device: Device = "auto",
+    artifacts: Artifacts = DEFAULT_ARTIFACTS,
+    warehouse: Warehouse = DEFAULT_WAREHOUSE,
+) -> None:
+    """Train a model on a split with early stopping on validation Recall@20; prints the run id."""
+    from diffrec_core import runs
+
+    name = dataset_name(dataset, None)
+    run = _run_config(name, model, config, epochs, seed, device)
+    run_id = runs.train_run(warehouse, name, setting, run, artifacts, progress=True)
+    with _ro(warehouse) as con:
+        info = runs.get_run(con, run_id)
+    v = info.metrics.get("valid", {})
+    typer.echo(f"run {run_id}: best epoch {info.metrics.get('best_epoch')}, valid Recall@20 {v.get('recall@20', float('nan')):.4f} NDCG@20 {v.get('ndcg@20', float('nan')):.4f}")
+
+
+def _ro(warehouse: Path):
+    from diffrec_core import warehouse as wh
+
+    return wh.connect(warehouse, read_only=True)
+
+
+def _latest_run(warehouse: Path, dataset: str) -> str:
+    from diffrec_core import warehouse as wh
+
+    with _ro(warehouse) as con:
+        row = wh.run_sql(con, "outputs/latest_run", dataset=dataset).fetchone()
+    if row is None:
+        raise ValueError(f"no trained model run for dataset {dataset!r} in {warehouse}")
+    return row[0]
+
+
+def _metric_line(metrics: dict) -> str:
+    t = metrics.get("test", {})
+    v = metrics.get("valid", {})
+    return (f"test Recall@20 {t.get('recall@20', float('nan')):.4f}  NDCG@20 {t.get('ndcg@20', float('nan')):.4f}  "
+            f"Recall@10 {t.get('recall@10', float('nan')):.4f}  NDCG@10 {t.get('ndcg@10', float('nan')):.4f}  "
+            f"(valid Recall@20 {v.get('recall@20', float('nan')):.4f}; {t.get('users', 0)} test users)")
+
+
+@app.command()
+@cli_errors
+def evaluate(
+    run_id: Annotated[Optional[str], typer.Argument(help="Model run id (default: the dataset's newest run).")] = None,
+    dataset: Dataset = None,
+    device: Device = "auto",
+    warehouse: Warehouse = DEFAULT_WAREHOUSE,
+) -> None:
+    """Validation and test Recall/NDCG@10/20 of a run (the paper's protocol)."""
+    from diffrec_core import runs
+
+    run_id = run_id or _latest_run(warehouse, dataset_name(dataset, None))
+    typer.echo(f"run {run_id}: " + _metric_line(runs.evaluate_run(warehouse, run_id, device)))
+
+
+@app.command()
+@cli_errors
+def recommend(
+    run_id: Annotated[Optional[str], typer.Argument(help="Model run id (default: the dataset's newest run).")] = None,
+    dataset: Dataset = None,
+    k: Annotated[int, typer.Option("--k", "-k", help="Recommendations per user.")] = 20,
+    publish: Annotated[bool, typer.Option(help="Publish to latest_recommendations when done.")] = True,
+    device: Device = "auto",
+    warehouse: Warehouse = DEFAULT_WAREHOUSE,
+) -> None:
+    """Top-K unseen items for every user from their full history; publish atomically."""
+    from diffrec_core import runs
+    from diffrec_core.config import InferenceConfig
+
+    run_id = run_id or _latest_run(warehouse, dataset_name(dataset, None))
+    n = runs.recommend_run(warehouse, run_id, InferenceConfig(k=k), device)
+    if publish:
+        runs.publish_run(warehouse, run_id)
+    typer.echo(f"run {run_id}: {n} recommendations written{' and published' if publish else ''} to {warehouse}")
+
+
+@app.command()
+@cli_errors
+def pipeline(
+    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Raw interaction file (default: the built-in synthetic data).")] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="Reader for --input (default: detected).")] = None,
+    column: Annotated[Optional[list[str]], typer.Option("--column", "-c", help="Column mapping for csv/parquet, e.g. -c user=uid.")] = None,
+    dataset: Dataset = None,
+    setting: Setting = "clean",
+    method: Annotated[str, typer.Option(help="Split method: global or per_user.")] = "global",
+    model: Annotated[str, typer.Option("--model", "-m", help="Registered model name.")] = "diffrec",
+    config: Annotated[Optional[Path], typer.Option("--config", help="YAML/JSON run config.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Override the maximum number of epochs.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Override the training seed.")] = None,
+    k: Annotated[int, typer.Option("--k", "-k", help="Recommendations per user.")] = 20,
+    device: Device = "auto",
+    artifacts: Artifacts = DEFAULT_ARTIFACTS,
+    warehouse: Warehouse = DEFAULT_WAREHOUSE,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's task logs.")] = False,
+) -> None:
+    """Run ingest → split → train → evaluate → recommend → publish as a Prefect flow (no server needed)."""
+    if input is not None and not input.exists():
+        raise ValueError(f"{input}: no such file")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
+    from diffrec_core.config import InferenceConfig
+    from diffrec_core.splits import SplitConfig
+    from flows.pipeline import PipelineParams, pipeline as run_pipeline
+
+    name = dataset_name(dataset, input)
+    params = PipelineParams(
+        warehouse=str(warehouse), artifacts_dir=str(artifacts), dataset=name,
+        input=str(input) if input else None, format=fmt, columns=_columns(column),
+        split=SplitConfig(setting=setting, method=method),
+        run=_run_config(name, model, config, epochs, seed, device),
+        inference=InferenceConfig(k=k),
+    )
+    typer.echo(f"pipeline: dataset {name!r} ({'built-in data' if input is None else input}), model {model}, warehouse {warehouse}", err=True)
+    result = run_pipeline(params)
+    typer.echo(f"recommendations: {result.recommendations} rows (top {k} per user) in {warehouse}, "
+               f"view latest_recommendations, dataset {name!r}, run {result.run_id}")
+    typer.echo(_metric_line(result.metrics))
+
+
+@recs_app.command("show")
+@cli_errors
+def recs_show(
+    user: Annotated[str, typer.Option("--user", "-u", help="The user's original key.")],
+    dataset: Dataset = None,
+    warehouse: Warehouse = DEFAULT_WAREHOUSE,
+) -> None:
+    """Print one user's published recommendations."""
+    from diffrec_core import warehouse as wh
+
+    name = dataset_name(dataset, None)
+    with _ro(warehouse) as con:
+        rows = wh.run_sql(con, "outputs/user_recommendations", dataset=name, user_key=user).fetchall()
+    if not rows:
+        raise ValueError(f"no published recommendations for user {user!r} in dataset {name!r}")
+    typer.echo(f"user {user} (dataset {name}, run {rows[0][3]}):")
+    for rank, item, score, _ in rows:
+        typer.echo(f"{rank:>3}  {item:<24} {score:.4f}")
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

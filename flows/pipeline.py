@@ -1,0 +1,59 @@
+"""The batch pipeline: ingest → stage → split → train → evaluate → recommend → publish."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+import flows  # noqa: F401  (environment defaults before Prefect starts)
+from prefect import flow
+
+from diffrec_core.config import InferenceConfig, RunConfig
+from diffrec_core.ingest.synthetic import SyntheticConfig
+from diffrec_core.splits import SplitConfig
+from tasks import data, model
+
+
+class PipelineParams(BaseModel):
+    """Everything one pipeline run needs. ``input=None`` runs the built-in synthetic data."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    warehouse: str = "warehouse.duckdb"
+    artifacts_dir: str = "artifacts"
+    dataset: str = "builtin"
+    input: str | None = Field(None, description="raw interaction file; None = built-in synthetic data")
+    format: str | None = Field(None, description="reader name; None = detect from the file")
+    columns: dict[str, str] | None = Field(None, description="column mapping for generic CSV/Parquet")
+    synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
+    inference: InferenceConfig = Field(default_factory=InferenceConfig)
+    publish: bool = True
+
+
+class PipelineResult(BaseModel):
+    run_id: str
+    dataset: str
+    setting: str
+    split: dict
+    metrics: dict
+    recommendations: int
+    published: bool
+
+
+@flow(name="pipeline", log_prints=True)
+def pipeline(params: PipelineParams) -> PipelineResult:
+    w = params.warehouse
+    if params.input is None:
+        data.ingest_builtin(w, params.dataset, params.synthetic)
+    else:
+        data.ingest_file(w, params.input, params.dataset, params.format, params.columns)
+    data.stage(w, params.dataset)
+    report = data.split(w, params.dataset, params.split)
+    run_id = model.train(w, params.dataset, params.split.setting, params.run, params.artifacts_dir)
+    metrics = model.evaluate(w, run_id)
+    n = model.recommend(w, run_id, params.inference)
+    if params.publish:
+        model.publish(w, run_id)
+    return PipelineResult(run_id=run_id, dataset=params.dataset, setting=params.split.setting, split=report,
+                          metrics=metrics, recommendations=n, published=params.publish)

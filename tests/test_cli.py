@@ -1,0 +1,97 @@
+"""The diffrec CLI: each step on a tiny built-in dataset, and one-line errors on bad input."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app, dataset_name
+
+runner = CliRunner()
+TINY = ["--users", "120", "--items", "60", "--interactions", "4000", "--seed", "3"]
+
+
+@pytest.fixture
+def fast_config(tmp_path):
+    path = tmp_path / "fast.yaml"
+    path.write_text(json.dumps({
+        "model": {"name": "diffrec", "params": {
+            "diffusion": {"steps": 5, "noise_scale": 0.01, "noise_min": 0.001, "noise_max": 0.01},
+            "denoiser": {"hidden_dims": [32], "emb_size": 8}}},
+        "training": {"epochs": 2, "eval_every": 1, "batch_size": 64},
+    }))
+    return path
+
+
+def invoke(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    return result
+
+
+def test_steps_end_to_end(tmp_path, fast_config):
+    w = tmp_path / "w.duckdb"
+    r = invoke("ingest", *TINY, "--warehouse", w)
+    assert r.exit_code == 0, r.output
+    again = invoke("ingest", *TINY, "--warehouse", w)
+    assert again.exit_code == 0 and "skipped" in again.output.lower()
+    r = invoke("split", "--warehouse", w)
+    assert r.exit_code == 0, r.output
+    r = invoke("train", "--config", fast_config, "--warehouse", w, "--artifacts", tmp_path / "art")
+    assert r.exit_code == 0, r.output
+    assert "valid Recall@20" in r.output
+    r = invoke("evaluate", "--warehouse", w)
+    assert r.exit_code == 0 and "test Recall@20" in r.output, r.output
+    r = invoke("recommend", "--warehouse", w, "-k", "5")
+    assert r.exit_code == 0 and "published" in r.output, r.output
+    import duckdb
+
+    with duckdb.connect(str(w), read_only=True) as con:
+        user = con.execute("select user_key from latest_recommendations limit 1").fetchone()[0]
+        assert con.execute("select max(rank) from latest_recommendations").fetchone()[0] == 5
+    r = invoke("recs", "show", "--user", user, "--warehouse", w)
+    assert r.exit_code == 0 and r.output.count("\n") == 6, r.output
+    r = invoke("recs", "show", "--user", "no-such-user", "--warehouse", w)
+    assert r.exit_code == 1 and "no-such-user" in r.output
+
+
+@pytest.mark.parametrize(
+    "content,expected",
+    [
+        ("", "empty"),
+        ("1;2;5;881250949\n3;4;4;881250950\n", "u.data"),
+    ],
+)
+def test_bad_file_is_one_line_error(tmp_path, content, expected):
+    bad = tmp_path / "u.data"
+    bad.write_text(content)
+    r = invoke("ingest", bad, "--format", "ml-100k", "--warehouse", tmp_path / "w.duckdb")
+    assert r.exit_code == 1
+    lines = [line for line in r.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and "u.data" in lines[0], r.output
+
+
+def test_missing_input_and_bad_config(tmp_path):
+    r = invoke("pipeline", "--input", tmp_path / "nope.csv", "--warehouse", tmp_path / "w.duckdb")
+    assert r.exit_code == 1 and "nope.csv" in r.output
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("model: {name: diffrec, params: {diffusion: {noise_min: 0.1, noise_max: 0.01}}}\n")
+    r = invoke("train", "--config", cfg, "--warehouse", tmp_path / "w.duckdb")
+    assert r.exit_code == 1 and "noise_min must be < noise_max" in r.output, r.output
+    r = invoke("evaluate", "--warehouse", tmp_path / "missing.duckdb")
+    assert r.exit_code == 1 and "missing.duckdb" in r.output
+
+
+def test_help_on_every_command():
+    for cmd in (["--help"], ["ingest", "--help"], ["split", "--help"], ["train", "--help"], ["evaluate", "--help"],
+                ["recommend", "--help"], ["pipeline", "--help"], ["recs", "show", "--help"]):
+        r = invoke(*cmd)
+        assert r.exit_code == 0 and "--warehouse" in r.output or cmd == ["--help"], cmd
+
+
+def test_dataset_name_derivation(tmp_path):
+    from pathlib import Path
+
+    assert dataset_name(None, None) == "builtin"
+    assert dataset_name("x", Path("a/b.csv")) == "x"
+    assert dataset_name(None, Path("data/ml-100k/u.data")) == "ml-100k"
+    assert dataset_name(None, Path("logs/clicks 2024.parquet")) == "clicks_2024"
