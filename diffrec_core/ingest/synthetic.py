@@ -100,7 +100,7 @@ class _World:
         self.centroids = _unit(rng.standard_normal((n_genres, d)))
         # Items: genre round-robin over a random order (every genre non-empty), vectors near the centroid.
         self.item_genre = rng.permutation(np.arange(config.n_items) % n_genres)
-        self.item_vec = _unit(self.centroids[self.item_genre] + 0.6 * rng.standard_normal((config.n_items, d)) / np.sqrt(d) * 2)
+        self.item_vec = _unit(self.centroids[self.item_genre] + 1.2 * rng.standard_normal((config.n_items, d)) / np.sqrt(d))
         popularity = np.arange(1, config.n_items + 1, dtype=np.float64) ** -config.popularity_exponent
         self.popularity = popularity[rng.permutation(config.n_items)]
         self.global_cdf = np.cumsum(self.popularity) / self.popularity.sum()
@@ -116,7 +116,7 @@ class _World:
         n_users = config.n_users
         home = rng.integers(0, n_genres, size=(n_users, 2))
         self.taste0 = _unit(
-            self.centroids[home[:, 0]] + 0.7 * self.centroids[home[:, 1]] + 0.5 * rng.standard_normal((n_users, d)) / np.sqrt(d) * 2
+            self.centroids[home[:, 0]] + 0.7 * self.centroids[home[:, 1]] + rng.standard_normal((n_users, d)) / np.sqrt(d)
         )
         self.drift_dir = _unit(rng.standard_normal((n_users, d)))
         self.bias = 0.35 * rng.standard_normal(n_users)
@@ -129,53 +129,67 @@ class _World:
         self.counts = np.minimum(counts, max(config.min_per_user, int(0.3 * config.n_items)))
 
 
+def _taste(config: SyntheticConfig, world: _World, row_user: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """u(t) for each row: (rows, d), unit length."""
+    return _unit(world.taste0[row_user] + config.drift * (t - 0.5)[:, None] * world.drift_dir[row_user])
+
+
+def _draw(
+    config: SyntheticConfig, world: _World, rng: np.random.Generator, row_user: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """One interaction per entry of ``row_user``: (item, time as a fraction of the period)."""
+    n = len(row_user)
+    t = world.window_start[row_user] + world.window_span[row_user] * rng.random(n)
+    # Genre by taste (inverse CDF over a softmax), then an item of that genre by popularity.
+    logits = config.taste_sharpness * (_taste(config, world, row_user, t) @ world.centroids.T)
+    cdf = np.cumsum(np.exp(logits - logits.max(axis=1, keepdims=True)), axis=1)
+    genre = np.minimum((cdf < (rng.random(n) * cdf[:, -1])[:, None]).sum(axis=1), world.centroids.shape[0] - 1)
+    pick = np.searchsorted(world.genre_cdf, genre + rng.random(n), side="right")
+    item = world.by_genre[np.minimum(pick, len(world.by_genre) - 1)]
+    # Off-taste interactions: any item by global popularity.
+    noisy = rng.random(n) < config.noise_share
+    item[noisy] = np.minimum(np.searchsorted(world.global_cdf, rng.random(int(noisy.sum())), side="right"), config.n_items - 1)
+    return item, t
+
+
 def _chunk(config: SyntheticConfig, world: _World, users: np.ndarray, index: int) -> pd.DataFrame:
     rng = np.random.default_rng([config.seed, 1, index])
     want = world.counts[users]
-    draws = np.ceil(want * 2.0).astype(np.int64) + 2  # oversample: repeats are dropped below
-    row_user = np.repeat(users, draws)
-    # Time of each draw inside the user's window (fraction of the period).
-    t = world.window_start[row_user] + world.window_span[row_user] * rng.random(len(row_user))
-    taste = _unit(world.taste0[row_user] + config.drift * (t - 0.5)[:, None] * world.drift_dir[row_user])
-    # Genre by taste (inverse CDF over a softmax), then item of that genre by popularity.
-    logits = config.taste_sharpness * (taste @ world.centroids.T)
-    logits -= logits.max(axis=1, keepdims=True)
-    probs = np.exp(logits)
-    cdf = np.cumsum(probs, axis=1)
-    genre = (cdf < (rng.random(len(row_user)) * cdf[:, -1])[:, None]).sum(axis=1)
-    genre = np.minimum(genre, world.centroids.shape[0] - 1)
-    pick = np.searchsorted(world.genre_cdf, genre + rng.random(len(row_user)), side="right")
-    item = world.by_genre[np.minimum(pick, len(world.by_genre) - 1)]
-    noisy = rng.random(len(row_user)) < config.noise_share
-    item[noisy] = np.minimum(
-        np.searchsorted(world.global_cdf, rng.random(int(noisy.sum())), side="right"), config.n_items - 1
-    )
-    # One row per (user, item): keep a random subset of at most `want` distinct items per user.
-    code = row_user * np.int64(config.n_items) + item
-    _, first = np.unique(code, return_index=True)
-    priority = rng.random(len(first))
-    order = first[np.lexsort((priority, row_user[first]))]
-    kept_user = row_user[order]
-    rank = np.arange(len(order)) - np.searchsorted(kept_user, kept_user, side="left")
-    keep = np.sort(order[rank < want[kept_user - users[0]]])
-    row_user, item, t, taste = row_user[keep], item[keep], t[keep], taste[keep]
+    first_user = users[0]
+    kept_user = np.empty(0, dtype=np.int64)
+    kept_item = np.empty(0, dtype=np.int64)
+    kept_t = np.empty(0, dtype=np.float64)
+    need = want
+    # Draw with oversampling, keep distinct (user, item) pairs, top up users still short (a few rounds).
+    for _ in range(4):
+        row_user = np.repeat(users, np.where(need > 0, 2 * need + 2, 0))
+        item, t = _draw(config, world, rng, row_user)
+        all_user = np.concatenate([kept_user, row_user])
+        all_item = np.concatenate([kept_item, item])
+        all_t = np.concatenate([kept_t, t])
+        _, first = np.unique(all_user * np.int64(config.n_items) + all_item, return_index=True)
+        # Rows kept earlier stay; among new rows a random subset fills each user's quota.
+        priority = np.concatenate([np.full(len(kept_user), -1.0), rng.random(len(row_user))])[first]
+        order = first[np.lexsort((priority, all_user[first]))]
+        ordered_user = all_user[order]
+        rank = np.arange(len(order)) - np.searchsorted(ordered_user, ordered_user, side="left")
+        keep = np.sort(order[rank < want[ordered_user - first_user]])
+        kept_user, kept_item, kept_t = all_user[keep], all_item[keep], all_t[keep]
+        need = want - np.bincount(kept_user - first_user, minlength=len(users))
+        if need.max() <= 0:
+            break
     # Rating from taste-item affinity (standardised), user bias and noise.
-    affinity = np.einsum("ij,ij->i", taste, world.item_vec[item])
+    affinity = np.einsum("ij,ij->i", _taste(config, world, kept_user, kept_t), world.item_vec[kept_item])
     score = (
         0.75 * (affinity - _AFFINITY_MEAN) / _AFFINITY_STD
-        + world.bias[row_user]
-        + 0.5 * rng.standard_normal(len(item))
+        + world.bias[kept_user]
+        + 0.5 * rng.standard_normal(len(kept_item))
     )
     rating = (1 + np.searchsorted(_RATING_CUTS, score)).astype(np.float64)
-    seconds = np.floor(t * config.days * 86_400).astype(np.int64)
-    order = np.lexsort((seconds, row_user))
+    seconds = np.floor(kept_t * config.days * 86_400).astype(np.int64)
+    order = np.lexsort((kept_item, seconds, kept_user))
     return pd.DataFrame(
-        {
-            "user": row_user[order],
-            "item": item[order],
-            "rating": rating[order],
-            "seconds": seconds[order],
-        }
+        {"user": kept_user[order], "item": kept_item[order], "rating": rating[order], "seconds": seconds[order]}
     )
 
 
