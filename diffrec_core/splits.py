@@ -140,11 +140,7 @@ def make_split(con: duckdb.DuckDBPyConnection, dataset: str, config: SplitConfig
             con, "splits/report", dataset=dataset, setting=config.setting, method=config.method,
             min_rating=config.min_rating,
         )
-        row = con.execute(
-            "select * exclude (dataset, setting, method, min_rating) from split_reports "
-            "where dataset = $dataset and setting = $setting",
-            {"dataset": dataset, "setting": config.setting},
-        ).fetchall()[0]
+        row = run_sql(con, "splits/get_report", dataset=dataset, setting=config.setting).fetchall()[0]
         if row[0] == 0:
             raise ValueError(
                 f"dataset {dataset!r} has no staged interaction with rating >= {config.min_rating} "
