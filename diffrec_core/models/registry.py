@@ -35,8 +35,14 @@ def register(name: str, params: type[BaseModel], description: str = ""):
 
 
 def _load_builtin() -> None:
-    # Importing the modules registers their models.
-    from diffrec_core.models import diffrec  # noqa: F401
+    """Import every module of ``diffrec_core.models``; importing a module registers its models."""
+    import importlib
+    import pkgutil
+
+    import diffrec_core.models as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"diffrec_core.models.{module.name}")
 
 
 def available() -> list[str]:
