@@ -73,6 +73,14 @@ def run_sql(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> duckdb.
     return con.execute(sql)
 
 
+def delete_where(con: duckdb.DuckDBPyConnection, table: str, **keys: Any) -> None:
+    """``delete from <table> where k1 = $k1 and ...``: identifiers validated, values bound."""
+    if not keys:
+        raise ValueError("delete_where needs at least one key")
+    condition = " and ".join(validate_identifier(k) + " = $" + k for k in keys)
+    con.execute("delete from " + validate_identifier(table) + " where " + condition, keys)
+
+
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, **params: Any) -> Any:
     """First column of the first row of a short inline query (``None`` if no row).
 

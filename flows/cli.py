@@ -99,7 +99,8 @@ def _split_line(r) -> str:
 def ingest(
     source: Annotated[Optional[Path], typer.Argument(help="Raw interaction file. Omit to load the built-in synthetic data.")] = None,
     dataset: Dataset = None,
-    fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="ml-1m, ml-100k, ml-latest, csv or parquet (default: detected).")] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="ml-1m, ml-100k, ml-latest, csv, parquet (default: detected), or diffrec-splits for a folder of the paper authors' train/valid/test_list.npy.")] = None,
+    setting: Annotated[str, typer.Option("--setting", help="diffrec-splits: the split setting the files become.")] = "clean",
     column: Annotated[Optional[list[str]], typer.Option("--column", "-c", help="Column mapping for csv/parquet, e.g. -c user=uid -c timestamp=time.")] = None,
     users: Annotated[int, typer.Option(help="Built-in data: number of users.")] = 3000,
     items: Annotated[int, typer.Option(help="Built-in data: number of items.")] = 1500,
@@ -114,7 +115,13 @@ def ingest(
 
     name = dataset_name(dataset, source)
     with wh.connect(warehouse) as con:
-        if source is None:
+        if fmt == "diffrec-splits":
+            if source is None:
+                raise ValueError("--format diffrec-splits needs a folder with train_list.npy, valid_list.npy, test_list.npy")
+            from diffrec_core.ingest.presplit import ingest_presplit
+
+            result = ingest_presplit(con, source, name, setting)
+        elif source is None:
             result = core_ingest.ingest_synthetic(con, name, SyntheticConfig(n_users=users, n_items=items, n_interactions=interactions, seed=seed))
         else:
             result = core_ingest.ingest_file(con, source, name, fmt=fmt, columns=_columns(column))
