@@ -85,11 +85,28 @@ class InferenceConfig(_Frozen):
     batch_size: PositiveInt = 2048
 
 
+class TimeWeightsConfig(_Frozen):
+    """T-variants (paper §3.6): each user's train interactions, in time order, weighted
+    w_m = w_min + (m - 1) / (M - 1) * (w_max - w_min); the weighted vector replaces x0."""
+
+    w_min: float = Field(0.1, ge=0.0, le=1.0, description="weight of a user's oldest interaction")
+    w_max: float = Field(1.0, gt=0.0, le=1.0, description="weight of a user's newest interaction (and of a lone one)")
+
+    @model_validator(mode="after")
+    def _check(self) -> "TimeWeightsConfig":
+        if self.w_min > self.w_max:
+            raise ValueError(f"w_min must be <= w_max, got {self.w_min} > {self.w_max}")
+        return self
+
+
 class RunConfig(_Frozen):
     """Everything one training run needs: model and loop."""
 
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    time_weights: TimeWeightsConfig | None = Field(
+        None, description="per-user time weights on the model input (T-variants); None = binary input"
+    )
 
     @classmethod
     def from_file(cls, path: str | Path) -> "RunConfig":
