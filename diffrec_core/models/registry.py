@@ -7,7 +7,7 @@ from typing import Callable
 
 from pydantic import BaseModel
 
-from diffrec_core.config import ModelConfig, _first_error
+from diffrec_core.config import ModelConfig, RunConfig, TimeWeightsConfig, _first_error
 from diffrec_core.models.base import Recommender
 
 
@@ -20,6 +20,14 @@ class ModelSpec:
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
+
+# Variants by composition (paper §3.6): a name -> (base model, input transform). The T-variants
+# are their base model trained, evaluated and served on per-user time-weighted input vectors
+# (RunConfig.time_weights; TimeWeightsConfig() when the run sets none).
+VARIANTS: dict[str, tuple[str, str]] = {
+    "tdiffrec": ("diffrec", "time_weights"),
+    "ltdiffrec": ("ldiffrec", "time_weights"),
+}
 
 
 def register(name: str, params: type[BaseModel], description: str = ""):
@@ -47,13 +55,33 @@ def _load_builtin() -> None:
 
 def available() -> list[str]:
     _load_builtin()
-    return sorted(_REGISTRY)
+    return sorted([*_REGISTRY, *(name for name, (base, _) in VARIANTS.items() if base in _REGISTRY)])
+
+
+def base_model(name: str) -> str:
+    """The registered model a variant name builds (``tdiffrec`` -> ``diffrec``); other names unchanged."""
+    return VARIANTS[name][0] if name in VARIANTS else name
+
+
+def time_weights_for(run: RunConfig) -> TimeWeightsConfig | None:
+    """The time weights a run's model input gets: the run's own, else the defaults for a T-variant, else None."""
+    if run.time_weights is not None:
+        return run.time_weights
+    if run.model.name in VARIANTS and VARIANTS[run.model.name][1] == "time_weights":
+        return TimeWeightsConfig()
+    return None
 
 
 def spec(name: str) -> ModelSpec:
     _load_builtin()
+    if name in VARIANTS and name not in _REGISTRY:
+        base, transform = VARIANTS[name]
+        if base not in _REGISTRY:
+            raise ValueError(f"model {name!r} is {base!r} with {transform.replace('_', ' ')}, but {base!r} is not registered; "
+                             f"available: {', '.join(available())}")
+        return _REGISTRY[base]
     if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(sorted(_REGISTRY))}")
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(available())}")
     return _REGISTRY[name]
 
 
