@@ -41,3 +41,25 @@ class Recommender(nn.Module):
     def on_epoch_end(self, epoch: int) -> None:
         """Hook for schedules kept inside a model (e.g. KL annealing)."""
         return None
+
+
+def randn_like(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Standard normal noise shaped like ``x`` (on its device), drawn from ``generator`` when given
+    (a CPU generator also serves a model on another device)."""
+    if generator is None or generator.device == x.device:
+        return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+
+
+def randint(high: int, size: tuple[int, ...], device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Uniform integers in [0, high) on ``device``, drawn from ``generator`` when given."""
+    if generator is None or generator.device == device:
+        return torch.randint(0, high, size, generator=generator, device=device)
+    return torch.randint(0, high, size, generator=generator).to(device)
+
+
+def rand(size: tuple[int, ...], device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Uniform [0, 1) floats on ``device``, drawn from ``generator`` when given."""
+    if generator is None or generator.device == device:
+        return torch.rand(size, generator=generator, device=device)
+    return torch.rand(size, generator=generator).to(device)
