@@ -19,7 +19,7 @@ import torch
 from diffrec_core.config import RunConfig, TrainingConfig
 from diffrec_core.evaluation import KS, Target, dense_rows, evaluate
 from diffrec_core.models.base import Batch, Recommender
-from diffrec_core.models.registry import build_model
+from diffrec_core.models.registry import build_model, spec
 
 SELECTION_METRIC = "recall@20"
 
@@ -67,6 +67,7 @@ def make_scorer(model: Recommender, inputs: sp.csr_matrix, device: torch.device)
 
 def evaluate_model(model: Recommender, inputs: sp.csr_matrix, targets: dict[str, Target], cfg: TrainingConfig, device: torch.device) -> dict[str, dict[str, float]]:
     model.eval()
+    model.prepare(inputs)
     return evaluate(make_scorer(model, inputs, device), targets, inputs.shape[0], ks=KS, batch_size=cfg.eval_batch_size, device=device)
 
 
@@ -89,6 +90,7 @@ def fit(
         torch.set_num_threads(cfg.threads)
     generator = seed_everything(cfg.seed)
     model.to(device)
+    model.prepare(inputs)
     t_start = time.perf_counter()
     if model.closed_form:
         model.fit(inputs)
@@ -97,7 +99,7 @@ def fit(
         now = time.perf_counter()
         return FitResult(0, metrics, 0, [{"epoch": 0, **metrics}], now - t_start, now - t_eval, now - t_start, now - t_start)
 
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.Adam(model.optimizer_groups(cfg.lr), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = _scheduler(optimizer, cfg)
     train_users = np.flatnonzero(np.diff(inputs.indptr) > 0)
     rng = np.random.default_rng(cfg.seed)
@@ -189,8 +191,10 @@ def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -
         run = RunConfig.model_validate(meta["run"])
     except (OSError, ValueError, KeyError) as exc:
         raise ValueError(f"{directory}: not a readable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
-    model = build_model(run.model, meta["n_users"], meta["n_items"])
     state = torch.load(directory / CHECKPOINT_WEIGHTS, map_location=device, weights_only=True)
+    # Side data (e.g. L-DiffRec's item clusters) is kept in the state under its own name.
+    side = {key: state[key].cpu().numpy() for key in spec(run.model.name).side if key in state}
+    model = build_model(run.model, meta["n_users"], meta["n_items"], side=side)
     model.load_state_dict(state)
     model.to(device).eval()
     return model, meta

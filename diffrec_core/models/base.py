@@ -42,6 +42,18 @@ class Recommender(nn.Module):
         """Hook for schedules kept inside a model (e.g. KL annealing)."""
         return None
 
+    def prepare(self, inputs) -> None:
+        """Hook called by the loop with the (n_users, n_items) input CSR before training or scoring.
+
+        Models that need the whole interaction graph (LightGCN) build it here; the default does nothing.
+        Called again before every evaluation, so an implementation should cache by ``inputs``.
+        """
+        return None
+
+    def optimizer_groups(self, lr: float) -> list[dict]:
+        """Parameter groups for the loop's optimizer; override for per-part learning rates."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad]}]
+
 
 def randn_like(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Standard normal noise shaped like ``x`` (on its device), drawn from ``generator`` when given

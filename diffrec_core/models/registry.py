@@ -15,8 +15,12 @@ from diffrec_core.models.base import Recommender
 class ModelSpec:
     name: str
     params: type[BaseModel]
-    build: Callable[[BaseModel, int, int], Recommender]  # (params, n_users, n_items) -> model
+    build: Callable[..., Recommender]  # (params, n_users, n_items, **side) -> model
     description: str = ""
+    # Side data the builder needs beyond the config (e.g. "item_clusters" for L-DiffRec): arrays
+    # passed as keyword arguments by build_model. A model keeps each in a buffer of the same name,
+    # so a checkpoint carries it and load_checkpoint rebuilds the model from its own files.
+    side: tuple[str, ...] = ()
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -30,13 +34,13 @@ VARIANTS: dict[str, tuple[str, str]] = {
 }
 
 
-def register(name: str, params: type[BaseModel], description: str = ""):
-    """Decorator registering ``build(params, n_users, n_items)`` under ``name``."""
+def register(name: str, params: type[BaseModel], description: str = "", side: tuple[str, ...] = ()):
+    """Decorator registering ``build(params, n_users, n_items, **side)`` under ``name``."""
 
     def wrap(build):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is already registered")
-        _REGISTRY[name] = ModelSpec(name, params, build, description)
+        _REGISTRY[name] = ModelSpec(name, params, build, description, tuple(side))
         return build
 
     return wrap
@@ -94,13 +98,23 @@ def validate_params(config: ModelConfig) -> BaseModel:
         raise ValueError(f"model {config.name!r}: invalid params: {_first_error(exc)}") from None
 
 
-def build_model(config: ModelConfig, n_users: int, n_items: int, seed: int | None = None) -> Recommender:
-    """Build a model; with ``seed`` its initial weights are reproducible (global RNG state untouched)."""
+def build_model(config: ModelConfig, n_users: int, n_items: int, seed: int | None = None, side: dict | None = None) -> Recommender:
+    """Build a model; with ``seed`` its initial weights are reproducible (global RNG state untouched).
+
+    ``side``: the side data the model declares (``spec(name).side``), e.g. {"item_clusters": array};
+    a missing entry is refused with its name, entries the model does not declare are ignored.
+    """
     params = validate_params(config)
+    s = spec(config.name)
+    side = side or {}
+    missing = [key for key in s.side if side.get(key) is None]
+    if missing:
+        raise ValueError(f"model {config.name!r} needs side data {', '.join(map(repr, missing))} (e.g. item clusters); none was given")
+    extra = {key: side[key] for key in s.side}
     if seed is None:
-        return spec(config.name).build(params, n_users, n_items)
+        return s.build(params, n_users, n_items, **extra)
     import torch
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return spec(config.name).build(params, n_users, n_items)
+        return s.build(params, n_users, n_items, **extra)
