@@ -285,6 +285,32 @@ def pipeline(
     typer.echo(_metric_line(result.metrics))
 
 
+@app.command()
+@cli_errors
+def search(
+    grid: Annotated[Path, typer.Option("--grid", "-g", help="Grid YAML: model, optional base, and dotted paths to value lists.")],
+    dataset: Dataset = None,
+    setting: Setting = "clean",
+    sample: Annotated[Optional[int], typer.Option(help="Run a seeded random subset of this many trials.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the random subset.")] = 0,
+    artifacts: Artifacts = DEFAULT_ARTIFACTS,
+    warehouse: Warehouse = DEFAULT_WAREHOUSE,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's task logs.")] = False,
+) -> None:
+    """Hyperparameter search as a Prefect flow: each trial a task recorded in model_runs, finished trials skipped, best chosen on validation Recall@20."""
+    from diffrec_core.search import load_grid
+
+    name = dataset_name(dataset, None)
+    load_grid(grid, name)  # refuse a bad grid before Prefect starts
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
+    from flows.hpo import HpoParams, hpo
+
+    result = hpo(HpoParams(warehouse=str(warehouse), artifacts_dir=str(artifacts), dataset=name, setting=setting,
+                           grid=str(grid), sample=sample, seed=seed))
+    typer.echo(f"search: {result.trials_run} trials run; best run {result.best_run_id}")
+    typer.echo(_metric_line(result.metrics))
+
+
 @recs_app.command("show")
 @cli_errors
 def recs_show(

@@ -1,0 +1,132 @@
+"""Hyperparameter grids: a YAML file of dotted paths into a run config, expanded to trials.
+
+    model: diffrec
+    base: ml-1m_clean            # optional: configs/<base>/<model>.yaml is the starting point
+    grid:
+      training.lr: [0.0001, 0.001]
+      model.params.diffusion.steps: [5, 40]
+
+Trials are the cartesian product, in file order; each is a validated ``RunConfig``.
+Selection uses validation metrics only.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from diffrec_core.config import RunConfig, _first_error, resolve_run_config
+from diffrec_core.models.registry import validate_params
+
+
+@dataclass(frozen=True)
+class Grid:
+    model: str
+    base: RunConfig
+    axes: dict[str, list[Any]]
+
+    def trials(self) -> list[RunConfig]:
+        """Every valid combination (combinations a validator refuses, e.g. noise_min >= noise_max, are left out)."""
+        keys = list(self.axes)
+        out = []
+        for values in itertools.product(*(self.axes[k] for k in keys)):
+            try:
+                trial = apply_overrides(self.base, dict(zip(keys, values)))
+                validate_params(trial.model)
+            except ValueError:
+                continue
+            out.append(trial)
+        return out
+
+
+def load_grid(path: str | Path, dataset: str | None = None) -> Grid:
+    """Read and validate a grid file; every trial is validated up front (error names the file)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: cannot read grid: {str(exc).splitlines()[0]}") from None
+    if not isinstance(raw, dict) or "model" not in raw or not isinstance(raw.get("grid"), dict) or not raw["grid"]:
+        raise ValueError(f"{path}: a grid file needs 'model' and a non-empty 'grid' mapping")
+    for key, values in raw["grid"].items():
+        if not isinstance(values, list) or not values:
+            raise ValueError(f"{path}: grid.{key} must be a non-empty list")
+    base = resolve_run_config(raw.get("base") or dataset or "default", raw["model"])
+    if base.model.name != raw["model"]:
+        raise ValueError(f"{path}: base config is for model {base.model.name!r}, not {raw['model']!r}")
+    grid = Grid(raw["model"], base, dict(raw["grid"]))
+    first = dict(zip(grid.axes, (v[0] for v in grid.axes.values())))
+    try:
+        apply_overrides(base, first)  # a path or value type that never validates is an error, not an empty grid
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    if not grid.trials():
+        raise ValueError(f"{path}: no combination of the grid's values is a valid configuration")
+    return grid
+
+
+def apply_overrides(run: RunConfig, overrides: dict[str, Any]) -> RunConfig:
+    """``run`` with dotted-path values replaced, re-validated (ValueError names the path)."""
+    data = copy.deepcopy(run.model_dump(mode="json"))
+    for dotted, value in overrides.items():
+        node = data
+        parts = dotted.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"grid path {dotted!r} does not lead into a mapping")
+        node[parts[-1]] = value
+    try:
+        return RunConfig.model_validate(data)
+    except Exception as exc:  # pydantic.ValidationError
+        raise ValueError(f"grid values {overrides}: {_first_error(exc)}") from None
+
+
+def config_key(run: RunConfig) -> str:
+    """Stable identity of a trial: sha256 of its canonical JSON."""
+    return hashlib.sha256(json.dumps(run.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def finished_trials(con, dataset: str, setting: str) -> dict[str, tuple[str, float]]:
+    """{config_key: (run_id, validation Recall@20)} of the trained runs of (dataset, setting)."""
+    from diffrec_core.warehouse import run_sql
+
+    out: dict[str, tuple[str, float]] = {}
+    for run_id, config, metrics in run_sql(con, "outputs/finished_runs", dataset=dataset, setting=setting).fetchall():
+        try:
+            key = config_key(RunConfig.model_validate(json.loads(config)))
+        except ValueError:
+            continue  # a run recorded under an older config schema is not a trial of this grid
+        recall = json.loads(metrics or "{}").get("valid", {}).get("recall@20", float("-inf"))
+        if key not in out or recall > out[key][1]:
+            out[key] = (run_id, recall)
+    return out
+
+
+def pending(trials: list[RunConfig], finished: dict[str, tuple[str, float]]) -> list[RunConfig]:
+    """The trials with no finished run yet."""
+    return [t for t in trials if config_key(t) not in finished]
+
+
+def best_trial(trials: list[RunConfig], finished: dict[str, tuple[str, float]]) -> tuple[str, float]:
+    """(run_id, validation Recall@20) of the grid's best finished trial; selection on validation only."""
+    scored = [finished[config_key(t)] for t in trials if config_key(t) in finished]
+    if not scored:
+        raise ValueError("no finished trial of this grid to select from")
+    return max(scored, key=lambda pair: pair[1])
+
+
+def sample_trials(trials: list[RunConfig], sample: int | None, seed: int) -> list[RunConfig]:
+    """A seeded random subset of ``sample`` trials (all when ``sample`` is None or larger)."""
+    import random
+
+    if sample is None or sample >= len(trials):
+        return trials
+    return random.Random(seed).sample(trials, sample)

@@ -1,0 +1,82 @@
+"""Hyperparameter grids and the search flow."""
+
+import json
+
+import duckdb
+import pytest
+
+from diffrec_core.search import apply_overrides, config_key, load_grid, sample_trials
+from diffrec_core.config import RunConfig
+
+
+def write_grid(tmp_path, grid, base_training=None):
+    path = tmp_path / "grid.yaml"
+    path.write_text(json.dumps({"model": "diffrec", "grid": grid}))
+    return path
+
+
+def test_grid_expands_product_and_drops_invalid_combinations(tmp_path):
+    path = write_grid(tmp_path, {
+        "training.lr": [0.001, 0.01],
+        "model.params.diffusion.noise_min": [0.001, 0.02],
+        "model.params.diffusion.noise_max": [0.01],
+    })
+    trials = load_grid(path).trials()
+    # noise_min 0.02 >= noise_max 0.01 is refused by the validator: 2 x 1 x 1 valid trials
+    assert len(trials) == 2
+    assert {t.training.lr for t in trials} == {0.001, 0.01}
+    assert len({config_key(t) for t in trials}) == 2
+
+
+def test_bad_grids_name_the_file(tmp_path):
+    bad = tmp_path / "g.yaml"
+    bad.write_text("model: diffrec\ngrid: {}\n")
+    with pytest.raises(ValueError, match="g.yaml"):
+        load_grid(bad)
+    path = write_grid(tmp_path, {"training.lr": [-1.0]})
+    with pytest.raises(ValueError, match="grid.yaml"):
+        load_grid(path)
+
+
+def test_overrides_and_sampling_are_deterministic():
+    run = apply_overrides(RunConfig(), {"model.params.diffusion.steps": 7})
+    assert run.model.params["diffusion"]["steps"] == 7
+    trials = [apply_overrides(RunConfig(), {"training.seed": i}) for i in range(10)]
+    assert sample_trials(trials, 3, 1) == sample_trials(trials, 3, 1)
+    assert len(sample_trials(trials, 30, 1)) == 10
+
+
+@pytest.fixture(scope="module")
+def harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def test_search_flow_records_trials_skips_finished_and_selects_on_validation(harness, tmp_path):
+    from diffrec_core import splits, warehouse
+    from diffrec_core.ingest import ingest_synthetic
+    from diffrec_core.ingest.synthetic import SyntheticConfig
+    from flows.hpo import HpoParams, hpo
+
+    w = str(tmp_path / "w.duckdb")
+    with warehouse.connect(w) as con:
+        ingest_synthetic(con, "tiny", SyntheticConfig(n_users=120, n_items=60, n_interactions=4000, seed=1))
+        splits.stage(con, "tiny")
+        splits.make_split(con, "tiny")
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(json.dumps({"model": "diffrec", "grid": {
+        "training.epochs": [2], "training.batch_size": [64], "training.lr": [0.0001, 0.003],
+        "model.params.diffusion.steps": [5], "model.params.denoiser.hidden_dims": [[32]],
+    }}))
+    params = HpoParams(warehouse=w, artifacts_dir=str(tmp_path / "art"), dataset="tiny", grid=str(grid))
+    first = hpo(params)
+    assert first.trials_run == 2
+    with duckdb.connect(w, read_only=True) as con:
+        rows = con.execute("select run_id, metrics from model_runs where dataset = 'tiny'").fetchall()
+    valid = {run_id: json.loads(m)["valid"]["recall@20"] for run_id, m in rows}
+    assert len(valid) == 2 and first.best_run_id == max(valid, key=valid.get)
+    assert "test" in first.metrics
+    second = hpo(params)
+    assert second.trials_run == 0 and second.best_run_id == first.best_run_id
