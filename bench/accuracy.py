@@ -27,8 +27,8 @@ if str(ROOT) not in sys.path:
 
 from diffrec_core.config import resolve_run_config, with_training  # noqa: E402
 from diffrec_core.evaluation import Target  # noqa: E402
-from diffrec_core.interactions import load_npy_splits  # noqa: E402
-from diffrec_core.models.registry import build_model  # noqa: E402
+from diffrec_core.interactions import load_npy_splits, model_input  # noqa: E402
+from diffrec_core.models.registry import build_model, time_weights_for  # noqa: E402
 from diffrec_core.training import evaluate_model, fit, select_device  # noqa: E402
 
 METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
@@ -66,12 +66,14 @@ def denoiser_flops_per_row(model: torch.nn.Module) -> int:
 
 def run_seed(data, run, device):
     model = build_model(run.model, data.n_users, data.n_items, seed=run.training.seed)
-    result = fit(model, data.train, Target(data.valid, data.train), run.training, device=device)
+    # T-variants: the per-user time-weighted train matrix replaces the binary one as the input.
+    inputs = model_input(data.train, data.train_order, time_weights_for(run))
+    result = fit(model, inputs, Target(data.valid, data.train), run.training, device=device)
     targets = {"valid": Target(data.valid, data.train), "test": Target(data.test, data.train + data.valid)}
     if device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
-    metrics = evaluate_model(model, data.train, targets, run.training, device)
+    metrics = evaluate_model(model, inputs, targets, run.training, device)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return model, result, metrics, time.perf_counter() - t0

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
 import scipy.sparse as sp
 
 from diffrec_core.warehouse import run_sql
+
+if TYPE_CHECKING:
+    from diffrec_core.config import TimeWeightsConfig
 
 NPY_SPLIT_FILES = ("train_list.npy", "valid_list.npy", "test_list.npy")
 
@@ -25,6 +29,9 @@ class SplitData:
     train, valid, test: csr float32 (n_users, n_items), 1.0 where the user interacted.
     valid/test hold only evaluable rows (user and item seen in train).
     user_keys: (n_users,) original user keys by dense id; item_keys: (n_items,) likewise.
+    train_order: (train.nnz,) float64 sort key of each stored train entry, aligned with
+        ``train.indices`` (the interaction's time, or its row position in the source file):
+        the order the T-variants' time weights follow; None when the source has no order.
     """
 
     train: sp.csr_matrix
@@ -32,6 +39,7 @@ class SplitData:
     test: sp.csr_matrix
     user_keys: np.ndarray
     item_keys: np.ndarray
+    train_order: np.ndarray | None = None
 
     @property
     def n_users(self) -> int:
@@ -53,6 +61,64 @@ def to_csr(user_ids: np.ndarray, item_ids: np.ndarray, shape: tuple[int, int]) -
     matrix.sum_duplicates()
     matrix.data[:] = 1.0
     return matrix
+
+
+def to_csr_with_order(
+    user_ids: np.ndarray, item_ids: np.ndarray, order: np.ndarray, shape: tuple[int, int]
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Binary csr float32 of ``shape`` and each stored entry's ``order`` key, aligned with its ``indices``.
+
+    A repeated (user, item) keeps the key of its first occurrence. Returns (matrix, order (nnz,) float64).
+    """
+    users = np.asarray(user_ids, dtype=np.int64)
+    items = np.asarray(item_ids, dtype=np.int64)
+    codes = users * shape[1] + items
+    # np.unique sorts by (user, item): the canonical CSR order of the stored entries.
+    _, first = np.unique(codes, return_index=True)
+    matrix = to_csr(users[first], items[first], shape)
+    return matrix, np.asarray(order, dtype=np.float64)[first]
+
+
+def time_weights(train: sp.csr_matrix, order: np.ndarray, w_min: float, w_max: float = 1.0) -> sp.csr_matrix:
+    """Per-user time weights (T-DiffRec, paper §3.6) with the sparsity pattern of ``train``.
+
+    Each user's M train interactions, sorted by ``order`` (ties: lower item id first), get
+    w_m = w_min + (m - 1) / (M - 1) * (w_max - w_min) for m = 1..M; a user with a single
+    interaction gets w_max.
+
+    Args:
+        train: (n_users, n_items) csr in canonical form (sorted indices, no duplicates).
+        order: (train.nnz,) sort key of each stored entry, aligned with ``train.indices``.
+    Returns:
+        csr float32 (n_users, n_items) holding the weights.
+    """
+    if not 0.0 <= w_min <= w_max:
+        raise ValueError(f"time weights need 0 <= w_min <= w_max, got w_min={w_min}, w_max={w_max}")
+    order = np.asarray(order, dtype=np.float64)
+    if order.shape != (train.nnz,):
+        raise ValueError(f"order must have one key per stored train entry ({train.nnz}), got shape {order.shape}")
+    counts = np.diff(train.indptr)
+    rows = np.repeat(np.arange(train.shape[0], dtype=np.int64), counts)
+    ranked = np.lexsort((train.indices, order, rows))  # by user, then order, then item id
+    rank = np.empty(train.nnz, dtype=np.float64)
+    rank[ranked] = np.arange(train.nnz) - train.indptr[rows[ranked]]  # m - 1
+    m_total = counts[rows].astype(np.float64)
+    weights = np.where(
+        m_total > 1, w_min + rank / np.maximum(m_total - 1.0, 1.0) * (w_max - w_min), w_max
+    ).astype(np.float32)
+    return sp.csr_matrix((weights, train.indices.copy(), train.indptr.copy()), shape=train.shape)
+
+
+def model_input(train: sp.csr_matrix, order: np.ndarray | None, weights: "TimeWeightsConfig | None") -> sp.csr_matrix:
+    """The model's input matrix: ``train`` itself, or its time weights when ``weights`` is set.
+
+    Raises ``ValueError`` when time weights are asked for but ``order`` is None.
+    """
+    if weights is None:
+        return train
+    if order is None:
+        raise ValueError("time weights need each train interaction's time or position, and this split has none")
+    return time_weights(train, order, weights.w_min, weights.w_max)
 
 
 def load_keys(con: duckdb.DuckDBPyConnection, dataset: str) -> tuple[np.ndarray, np.ndarray]:
@@ -83,8 +149,10 @@ def load_split(con: duckdb.DuckDBPyConnection, dataset: str, setting: str = "cle
     if not np.any(part == 0):
         raise ValueError(f"split {setting!r} of dataset {dataset!r} has no train rows; run make_split() first")
     shape = (len(user_keys), len(item_keys))
-    train, valid, test = (to_csr(users[part == p], items[part == p], shape) for p in (0, 1, 2))
-    return SplitData(train, valid, test, user_keys, item_keys)
+    is_train = part == 0
+    train, order = to_csr_with_order(users[is_train], items[is_train], np.asarray(rows["t"])[is_train], shape)
+    valid, test = (to_csr(users[part == p], items[part == p], shape) for p in (1, 2))
+    return SplitData(train, valid, test, user_keys, item_keys, train_order=order)
 
 
 def load_history(
@@ -99,6 +167,17 @@ def load_history(
     rows = run_sql(con, "staging/history", dataset=dataset, min_rating=min_rating).fetchnumpy()
     history = to_csr(np.asarray(rows["user_id"]), np.asarray(rows["item_id"]), (len(user_keys), len(item_keys)))
     return history, user_keys, item_keys
+
+
+def load_history_order(
+    con: duckdb.DuckDBPyConnection, dataset: str, min_rating: float | None = 4.0
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """``load_history``'s matrix with each stored entry's time (epoch microseconds), aligned with its indices."""
+    user_keys, item_keys = load_keys(con, dataset)
+    rows = run_sql(con, "staging/history", dataset=dataset, min_rating=min_rating).fetchnumpy()
+    return to_csr_with_order(
+        np.asarray(rows["user_id"]), np.asarray(rows["item_id"]), np.asarray(rows["t"]), (len(user_keys), len(item_keys))
+    )
 
 
 def _read_pairs(path: Path) -> np.ndarray:
@@ -122,7 +201,8 @@ def load_npy_splits(directory: str | Path) -> SplitData:
     """The authors' ``train_list.npy`` / ``valid_list.npy`` / ``test_list.npy`` as ``SplitData``.
 
     Each file: int64 (n, 2) rows of [user, item]. n_users / n_items = max id + 1 over the
-    three files; keys are the ids as strings. Raises ``ValueError`` (one line, naming the
+    three files; keys are the ids as strings; ``train_order`` is each train row's position in
+    ``train_list.npy`` (the authors' files list a user's rows in interaction order). Raises ``ValueError`` (one line, naming the
     file) for a missing file, wrong dtype or shape, negative ids, or rows of one split that
     also appear in another.
     """
@@ -143,7 +223,9 @@ def load_npy_splits(directory: str | Path) -> SplitData:
                     f"{paths[j]}: {len(overlap)} rows also in {paths[i].name} (first: user {user}, item {item})"
                 )
     shape = (n_users, n_items)
-    train, valid, test = (to_csr(p[:, 0], p[:, 1], shape) for p in parts)
+    # Within a user, train_list.npy's row order is the interaction order: it keys the time weights.
+    train, order = to_csr_with_order(parts[0][:, 0], parts[0][:, 1], np.arange(len(parts[0])), shape)
+    valid, test = (to_csr(p[:, 0], p[:, 1], shape) for p in parts[1:])
     user_keys = np.array([str(i) for i in range(n_users)], dtype=object)
     item_keys = np.array([str(i) for i in range(n_items)], dtype=object)
-    return SplitData(train, valid, test, user_keys, item_keys)
+    return SplitData(train, valid, test, user_keys, item_keys, train_order=order)

@@ -20,7 +20,7 @@ from diffrec_core import interactions, warehouse
 from diffrec_core.config import InferenceConfig, RunConfig
 from diffrec_core.evaluation import Target
 from diffrec_core.models.base import Batch
-from diffrec_core.models.registry import build_model, validate_params
+from diffrec_core.models.registry import build_model, time_weights_for, validate_params
 from diffrec_core.recommend import top_k
 from diffrec_core.training import evaluate_model, fit, load_checkpoint, save_checkpoint, select_device
 
@@ -77,7 +77,8 @@ def train_run(
         )
     try:
         model = build_model(run.model, data.n_users, data.n_items, seed=run.training.seed)
-        result = fit(model, data.train, Target(data.valid, data.train), run.training, progress=progress)
+        inputs = interactions.model_input(data.train, data.train_order, time_weights_for(run))
+        result = fit(model, inputs, Target(data.valid, data.train), run.training, progress=progress)
         ckpt = save_checkpoint(Path(artifacts_dir) / run_id, model, run, data.n_users, data.n_items, {"dataset": dataset, "setting": setting})
     except BaseException:
         with warehouse.connect(warehouse_path) as con:
@@ -108,7 +109,8 @@ def evaluate_run(warehouse_path: str | Path, run_id: str, device: str = "auto") 
     model, meta = load_checkpoint(info.checkpoint_path, dev)
     run = RunConfig.model_validate(meta["run"])
     targets = {"valid": Target(data.valid, data.train), "test": Target(data.test, data.train + data.valid)}
-    results = evaluate_model(model, data.train, targets, run.training, dev)
+    inputs = interactions.model_input(data.train, data.train_order, time_weights_for(run))
+    results = evaluate_model(model, inputs, targets, run.training, dev)
     with warehouse.connect(warehouse_path) as con:
         warehouse.update_model_run(con, run_id, status="evaluated", metrics={**info.metrics, **results})
     return results
@@ -117,8 +119,8 @@ def evaluate_run(warehouse_path: str | Path, run_id: str, device: str = "auto") 
 def recommend_run(warehouse_path: str | Path, run_id: str, inference: InferenceConfig = InferenceConfig(), device: str = "auto") -> int:
     """Top-K for every user with history (production protocol), written under ``run_id`` but not published.
 
-    Input = each user's known history in the run's setting; every known interaction is masked.
-    Returns the number of rows written.
+    Input = each user's known history in the run's setting (time-weighted for the T-variants);
+    every known interaction is masked. Returns the number of rows written.
     """
     with warehouse.connect(warehouse_path, read_only=True) as con:
         info = get_run(con, run_id)
@@ -127,6 +129,11 @@ def recommend_run(warehouse_path: str | Path, run_id: str, inference: InferenceC
             raise ValueError(f"dataset {info.dataset!r} has no split setting {info.setting!r}")
         inputs, user_keys, item_keys = interactions.load_history(con, info.dataset, min_rating=row[0])
         seen, _, _ = interactions.load_history(con, info.dataset, min_rating=None)
+        if info.checkpoint_path:
+            weights = time_weights_for(RunConfig.model_validate(info.config))
+            if weights is not None:
+                history, order = interactions.load_history_order(con, info.dataset, min_rating=row[0])
+                inputs = interactions.model_input(history, order, weights)
     if not info.checkpoint_path:
         raise ValueError(f"model run {run_id!r} has no checkpoint (status {info.status})")
     dev = select_device(device)

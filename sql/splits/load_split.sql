@@ -1,7 +1,8 @@
 -- splits/load_split: the rows of one (dataset, setting) split for the model, as part codes
--- (0 train, 1 valid, 2 test); valid/test keep only evaluable rows (user and item in train).
+-- (0 train, 1 valid, 2 test) with each row's time t (epoch microseconds, orders the T-variants'
+-- time weights); valid/test keep only evaluable rows (user and item in train).
 with split_rows as (
-    select split, user_id, item_id
+    select split, user_id, item_id, ts
     from split_interactions
     where dataset = $dataset
       and setting = $setting
@@ -15,7 +16,8 @@ train_items as (
 select
     case r.split when 'train' then 0 when 'valid' then 1 else 2 end as part,
     r.user_id,
-    r.item_id
+    r.item_id,
+    epoch_us(r.ts) as t
 from split_rows as r
 where r.split = 'train'
    or (
