@@ -22,6 +22,8 @@ app = typer.Typer(
 )
 recs_app = typer.Typer(help="Read published recommendations.", no_args_is_help=True)
 app.add_typer(recs_app, name="recs")
+report_app = typer.Typer(help="Reports over recorded model runs.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
 
 Warehouse = Annotated[Path, typer.Option("--warehouse", "-w", help="DuckDB warehouse file (created if missing).")]
 Dataset = Annotated[Optional[str], typer.Option("--dataset", "-d", help="Dataset name in the warehouse (default: 'builtin', or derived from the input file).")]
@@ -329,6 +331,23 @@ def recs_show(
     typer.echo(f"user {user} (dataset {name}, run {rows[0][3]}):")
     for rank, item, score, _ in rows:
         typer.echo(f"{rank:>3}  {item:<24} {score:.4f}")
+
+
+@report_app.command("compare")
+@cli_errors
+def report_compare(
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset whose evaluated runs are compared.")],
+    warehouse: Warehouse = DEFAULT_WAREHOUSE,
+    out: Annotated[Path, typer.Option("--out", help="Folder for compare-<dataset>.md and .png.")] = Path("reports"),
+    from_bench: Annotated[Optional[Path], typer.Option("--from-bench", help="Also read bench/accuracy.py results (*.json) from this folder.")] = None,
+    setting: Annotated[Optional[str], typer.Option("--setting", help="Only runs of this split setting.")] = None,
+):
+    """Models side by side (test Recall/NDCG@10/20, parameters, peak memory, training time): a markdown table and a PNG chart."""
+    from diffrec_core.report import compare
+
+    use_warehouse = warehouse.exists() or from_bench is None
+    md, png, rows = compare(dataset, out, warehouse_path=warehouse if use_warehouse else None, bench_dir=from_bench, setting=setting)
+    typer.echo(f"{len(rows)} models compared: {md} and {png}")
 
 
 def main() -> None:  # pragma: no cover
