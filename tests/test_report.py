@@ -1,0 +1,84 @@
+"""diffrec report compare: a tiny warehouse and benchmark folder in, a table and a chart out."""
+
+import json
+from datetime import datetime
+
+from typer.testing import CliRunner
+
+from diffrec_core import warehouse
+from diffrec_core.report import compare
+from flows.cli import app
+
+runner = CliRunner()
+
+
+def _metrics(r20, valid=0.1, **extra):
+    test = {"recall@10": r20 / 2, "recall@20": r20, "ndcg@10": r20 / 3, "ndcg@20": r20 / 2.5, "users": 10}
+    return {"valid": {"recall@20": valid}, "test": test, "params": 1234, "seconds_total": 5.5, **extra}
+
+
+def _warehouse(path):
+    runs = [
+        ("ease-1", "ease", _metrics(0.18, peak_rss_mb=700.0), "evaluated"),
+        ("vae-1", "multivae", _metrics(0.30, valid=0.05), "evaluated"),  # better test, worse valid: not chosen
+        ("vae-2", "multivae", _metrics(0.17, valid=0.09), "published"),
+        ("mf-1", "mf", {"valid": {"recall@20": 0.2}}, "trained"),  # no test metrics: left out
+        ("other-1", "cdae", _metrics(0.5), "evaluated"),
+    ]
+    with warehouse.connect(path) as con:
+        for run_id, model, metrics, status in runs:
+            dataset = "other" if run_id == "other-1" else "tiny"
+            warehouse.record_model_run(con, run_id=run_id, dataset=dataset, setting="clean", model=model, config={},
+                                       metrics=metrics, status=status, started_at=datetime(2026, 1, 1), finished_at=datetime(2026, 1, 1))
+
+
+def test_report_compare_from_warehouse_and_bench(tmp_path):
+    db = tmp_path / "w.duckdb"
+    _warehouse(db)
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "tiny-mf.json").write_text(json.dumps({
+        "dataset": "tiny", "model": "mf", "seeds": [1, 2, 3],
+        "mean": {"recall@10": 0.05, "recall@20": 0.1, "ndcg@10": 0.04, "ndcg@20": 0.05},
+        "std": {"recall@10": 0.001, "recall@20": 0.002, "ndcg@10": 0.001, "ndcg@20": 0.001},
+        "per_seed": [{"seconds_total": 10.0}, {"seconds_total": 20.0}, {"seconds_total": 30.0}],
+        "params": 99, "peak_gpu_memory_mb": 512.0, "device": "gpu",
+    }))
+    (bench / "elsewhere-mf.json").write_text(json.dumps({"dataset": "elsewhere", "model": "mf", "mean": {}}))
+    out = tmp_path / "reports"
+    result = runner.invoke(app, ["report", "compare", "--dataset", "tiny", "--warehouse", str(db), "--out", str(out), "--from-bench", str(bench)])
+    assert result.exit_code == 0, result.output
+    assert "3 models compared" in result.output
+    text = (out / "compare-tiny.md").read_text()
+    table = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert [line.split("|")[1].strip() for line in table] == ["EASE", "MultiVAE", "MF"]
+    assert "run vae-2" in text and "vae-1" not in text and "CDAE" not in text
+    assert "**0.1800**" in text  # best Recall@20 in bold
+    assert "0.1000 ± 0.0020" in text and "20.0" in text and "512 (GPU)" in text and "700 (RSS)" in text
+    assert (out / "compare-tiny.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_compare_without_runs_fails_and_writes_nothing(tmp_path):
+    db = tmp_path / "w.duckdb"
+    _warehouse(db)
+    out = tmp_path / "reports"
+    result = runner.invoke(app, ["report", "compare", "--dataset", "nope", "--warehouse", str(db), "--out", str(out)])
+    assert result.exit_code == 1
+    assert "no evaluated model runs for dataset 'nope'" in result.output
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_report_compare_rejects_a_broken_results_file(tmp_path):
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "x.json").write_text("{not json")
+    result = runner.invoke(app, ["report", "compare", "--dataset", "tiny", "--warehouse", str(tmp_path / "absent.duckdb"),
+                                 "--from-bench", str(bench), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and "x.json: not a readable results file" in result.output
+
+
+def test_compare_needs_a_source(tmp_path):
+    import pytest
+
+    with pytest.raises(ValueError, match="nothing to compare"):
+        compare("tiny", tmp_path)
