@@ -3,6 +3,12 @@
 ``stage`` rebuilds ``users``, ``items`` and ``interactions`` of a dataset from
 ``raw_interactions``; ``make_split`` rebuilds one ``(dataset, setting)`` of
 ``split_interactions`` and its ``split_reports`` row. Each runs in one transaction.
+
+Training settings (paper §4.1), all with the same test set: ``clean`` (ratings below 4
+dropped), ``noisy-natural`` (low-rated interactions added to train/valid as false positives),
+``noisy-random-p`` (p × each user's count of never-interacted items added to train/valid) and
+``temporal`` (the clean split, its train timestamps ordering the T-variants' time weights).
+``setting_config`` builds the ``SplitConfig`` of each.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from datetime import datetime
 from typing import Literal
 
 import duckdb
+import numpy as np
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, field_validator, model_validator
 
 from diffrec_core.warehouse import run_sql, transaction
@@ -41,6 +49,17 @@ class SplitConfig(BaseModel):
     ratios: tuple[PositiveFloat, PositiveFloat, PositiveFloat] = Field(
         default=(0.7, 0.1, 0.2), description="train, valid, test shares; positive, summing to 1."
     )
+    noise: Literal["none", "natural", "random"] = Field(
+        default="none",
+        description="none: the clean split; natural: add low-rated (< min_rating) interactions of the train/valid "
+        "window to train/valid; random: add never-interacted items to train/valid. The test set is the clean one.",
+    )
+    noise_ratio: float = Field(
+        default=0.1, gt=0.0, le=1.0,
+        description="random: each user's train and valid receive round(ratio x their clean count) items; "
+        "natural: at most that many low-rated interactions, so train+valid stays within (1 + ratio) of clean.",
+    )
+    seed: int = Field(default=2023, description="seed of the noise draws")
 
     @field_validator("ratios")
     @classmethod
@@ -53,7 +72,39 @@ class SplitConfig(BaseModel):
     def _finite_min_rating(self) -> "SplitConfig":
         if self.min_rating is not None and self.min_rating != self.min_rating:
             raise ValueError("min_rating must be a number or None, got NaN")
+        if self.noise == "natural" and self.min_rating is None:
+            raise ValueError("natural noise needs min_rating (the rating below which an interaction is a false positive)")
         return self
+
+
+SETTINGS = ("clean", "noisy-natural", "noisy-random", "temporal")
+
+
+def setting_config(
+    setting: str,
+    noise_ratio: float | None = None,
+    *,
+    method: Literal["global", "per_user"] = "global",
+    min_rating: float = 4.0,
+    seed: int = 2023,
+) -> SplitConfig:
+    """The ``SplitConfig`` of a training setting, named as it is stored in ``split_interactions``.
+
+    clean -> 'clean'; noisy-natural -> 'noisy-natural'; noisy-random -> 'noisy-random-<p>'
+    (p = ``noise_ratio``, default 0.1); temporal -> 'temporal' (the clean rows). Raises
+    ``ValueError`` for an unknown setting or a noise ratio given to a setting without noise.
+    """
+    if setting not in SETTINGS:
+        raise ValueError(f"unknown setting {setting!r}; choose one of {', '.join(SETTINGS)}")
+    if noise_ratio is not None and setting in ("clean", "temporal"):
+        raise ValueError(f"setting {setting!r} adds no noise; --noise-ratio applies to noisy-natural and noisy-random")
+    ratio = 0.1 if noise_ratio is None else noise_ratio
+    common = {"method": method, "min_rating": min_rating, "seed": seed}
+    if setting == "noisy-natural":
+        return SplitConfig(setting=setting, noise="natural", noise_ratio=ratio, **common)
+    if setting == "noisy-random":
+        return SplitConfig(setting=f"noisy-random-{ratio:g}", noise="random", noise_ratio=ratio, **common)
+    return SplitConfig(setting=setting, **common)
 
 
 @dataclass(frozen=True)
@@ -127,6 +178,13 @@ def make_split(con: duckdb.DuckDBPyConnection, dataset: str, config: SplitConfig
             "delete from split_reports where dataset = $dataset and setting = $setting",
             {"dataset": dataset, "setting": config.setting},
         )
+        if config.noise == "natural":
+            n_interactions, n_rated = run_sql(con, "splits/rating_counts", dataset=dataset).fetchall()[0]
+            if n_interactions and not n_rated:
+                raise ValueError(
+                    f"setting {config.setting!r} needs ratings (natural noise = ratings below {config.min_rating:g}), "
+                    f"but dataset {dataset!r} has none (implicit feedback); use clean, noisy-random or temporal"
+                )
         run_sql(
             con,
             f"splits/split_{config.method}",
@@ -136,6 +194,13 @@ def make_split(con: duckdb.DuckDBPyConnection, dataset: str, config: SplitConfig
             train_ratio=train_ratio,
             valid_ratio=valid_ratio,
         )
+        if config.noise == "natural":
+            run_sql(
+                con, "splits/noise_natural", dataset=dataset, setting=config.setting, min_rating=config.min_rating,
+                per_user=config.method == "per_user", noise_ratio=config.noise_ratio, seed=config.seed,
+            )
+        elif config.noise == "random":
+            _add_random_noise(con, dataset, config)
         run_sql(
             con, "splits/report", dataset=dataset, setting=config.setting, method=config.method,
             min_rating=config.min_rating,
@@ -147,3 +212,88 @@ def make_split(con: duckdb.DuckDBPyConnection, dataset: str, config: SplitConfig
                 "(or null); stage it first or lower min_rating"
             )
     return SplitReport(dataset, config.setting, config.method, config.min_rating, *(int(v) for v in row[:-1]), row[-1])
+
+
+def random_noise(
+    seen: tuple[np.ndarray, np.ndarray],
+    base_users: np.ndarray,
+    base_parts: np.ndarray,
+    base_times: np.ndarray,
+    n_items: int,
+    ratio: float,
+    seed: int,
+) -> dict[str, np.ndarray]:
+    """Never-interacted items added to each user's train and valid (random noise, paper §4.1).
+
+    Args:
+        seen: (indptr (n_users + 1,), indices) of each user's interacted items, sorted per user.
+        base_users, base_parts, base_times: the clean train (part 0) and valid (part 1) rows,
+            sorted by user then part; times order the rows (epoch microseconds).
+        ratio: each user's part receives round(ratio x their rows in it) items.
+    Returns:
+        arrays user, part, item, time: the noise rows. A user's train and valid noise are
+        distinct items no one of which the user ever interacted with; each row takes the time
+        of a random clean row of the same user and part. The draws of a user depend only on
+        (seed, user), so they do not change when other users change.
+    """
+    indptr, indices = seen
+    out_u, out_p, out_i, out_t = [], [], [], []
+    starts = np.flatnonzero(np.r_[True, base_users[1:] != base_users[:-1]]) if len(base_users) else np.empty(0, int)
+    ends = np.r_[starts[1:], len(base_users)]
+    for start, end in zip(starts, ends):
+        user = int(base_users[start])
+        parts, times = base_parts[start:end], base_times[start:end]
+        counts = [int(np.floor(ratio * int(np.sum(parts == p)) + 0.5)) for p in (0, 1)]
+        user_seen = indices[indptr[user] : indptr[user + 1]]
+        n_free = n_items - len(user_seen)
+        total = min(sum(counts), n_free)
+        if total <= 0:
+            continue
+        counts = [min(counts[0], total), total - min(counts[0], total)]
+        rng = np.random.default_rng([seed, user])
+        free = rng.choice(n_free, size=total, replace=False)
+        # The j-th item the user never saw: j plus the number of seen items at or below it.
+        shifted = np.asarray(user_seen, dtype=np.int64) - np.arange(len(user_seen))
+        items = free + np.searchsorted(shifted, free, side="right")
+        for p, (lo, hi) in enumerate(((0, counts[0]), (counts[0], total))):
+            if hi <= lo:
+                continue
+            pool = times[parts == p]
+            out_u.append(np.full(hi - lo, user, dtype=np.int64))
+            out_p.append(np.full(hi - lo, p, dtype=np.int64))
+            out_i.append(items[lo:hi].astype(np.int64))
+            out_t.append(pool[rng.integers(0, len(pool), size=hi - lo)])
+    if not out_u:
+        empty = np.empty(0, dtype=np.int64)
+        return {"user": empty, "part": empty, "item": empty, "time": empty}
+    return {"user": np.concatenate(out_u), "part": np.concatenate(out_p), "item": np.concatenate(out_i), "time": np.concatenate(out_t)}
+
+
+def _add_random_noise(con: duckdb.DuckDBPyConnection, dataset: str, config: SplitConfig) -> None:
+    """Insert random-noise rows into the clean rows of ``config.setting`` (inside the caller's transaction)."""
+    base = run_sql(con, "splits/noise_base", dataset=dataset, setting=config.setting).fetchnumpy()
+    pairs = run_sql(con, "splits/user_items", dataset=dataset).fetchnumpy()
+    n_items = int(run_sql(con, "splits/n_items", dataset=dataset).fetchall()[0][0])
+    users = np.asarray(pairs["user_id"], dtype=np.int64)
+    n_users = int(users.max()) + 1 if len(users) else 0
+    indptr = np.r_[0, np.cumsum(np.bincount(users, minlength=n_users))]
+    noise = random_noise(
+        (indptr, np.asarray(pairs["item_id"], dtype=np.int64)),
+        np.asarray(base["user_id"], dtype=np.int64),
+        np.asarray(base["part"], dtype=np.int64),
+        np.asarray(base["t"], dtype=np.int64),
+        n_items,
+        config.noise_ratio,
+        config.seed,
+    )
+    frame = pd.DataFrame({
+        "split": np.where(noise["part"] == 0, "train", "valid"),
+        "user_id": noise["user"].astype(np.int32),
+        "item_id": noise["item"].astype(np.int32),
+        "ts": pd.to_datetime(noise["time"], unit="us"),
+    })
+    con.register("_noise_rows", frame)
+    try:
+        run_sql(con, "splits/insert_noise", dataset=dataset, setting=config.setting)
+    finally:
+        con.unregister("_noise_rows")
