@@ -25,10 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from diffrec_core.config import resolve_run_config, with_training  # noqa: E402
+from diffrec_core.config import with_training  # noqa: E402
 from diffrec_core.evaluation import Target  # noqa: E402
 from diffrec_core.interactions import load_npy_splits, model_input  # noqa: E402
-from diffrec_core.models.registry import build_model, time_weights_for  # noqa: E402
+from diffrec_core.models.registry import build_model, resolve_config, time_weights_for  # noqa: E402
 from diffrec_core.training import evaluate_model, fit, select_device  # noqa: E402
 
 METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
@@ -92,7 +92,7 @@ def main(
     """Train and evaluate MODEL on pre-split data with N seeds; write JSON and a markdown table."""
     dataset = splits.resolve().name
     data = load_npy_splits(splits)
-    base = resolve_run_config(dataset, model, config)
+    base = resolve_config(dataset, model, config)
     if model != base.model.name:
         raise SystemExit(f"error: --config is for model {base.model.name!r}, not {model!r}")
     if threads_opt:

@@ -118,3 +118,21 @@ def build_model(config: ModelConfig, n_users: int, n_items: int, seed: int | Non
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return s.build(params, n_users, n_items, **extra)
+
+
+def resolve_config(dataset: str, model: str, path=None) -> RunConfig:
+    """``config.resolve_run_config``, except that a variant with no shipped file of its own starts
+    from its base model's (configs/<dataset>/<variant>, then <dataset>/<base>, default/<variant>,
+    default/<base>), renamed to the variant."""
+    from diffrec_core.config import default_config_path, resolve_run_config
+
+    if path is not None or model not in VARIANTS:
+        return resolve_run_config(dataset, model, path)
+    base = VARIANTS[model][0]
+    for folder in (dataset, "default"):
+        for name in (model, base):
+            found = default_config_path(folder, name)
+            if found is not None and found.parent.name == folder:
+                run = RunConfig.from_file(found)
+                return run.model_copy(update={"model": run.model.model_copy(update={"name": model})})
+    return RunConfig(model=ModelConfig(name=model))
