@@ -47,6 +47,13 @@ class Denoiser(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.reset_parameters()
 
+    def _dropout(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        p = self.drop.p
+        if not self.training or p == 0.0 or generator is None:
+            return self.drop(x)
+        keep = torch.rand(x.shape, generator=generator, device=generator.device) >= p
+        return x * keep.to(x.device, x.dtype) / (1.0 - p)
+
     def reset_parameters(self) -> None:
         """Normal(0, sqrt(2 / (fan_in + fan_out))) weights, Normal(0, 0.001) biases (authors' init)."""
         for layer in [*self.in_layers, *self.out_layers, self.emb_layer]:
@@ -54,12 +61,16 @@ class Denoiser(nn.Module):
             nn.init.normal_(layer.weight, 0.0, math.sqrt(2.0 / (fan_in + fan_out)))
             nn.init.normal_(layer.bias, 0.0, 0.001)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """x: (B, n_items), t: (B,) -> (B, n_items)."""
+    def forward(self, x: torch.Tensor, t: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """x: (B, n_items), t: (B,) -> (B, n_items).
+
+        With a ``generator`` the training dropout mask is drawn from it (on its device), so a
+        seeded run gives the same masks on CPU and GPU.
+        """
         emb = self.emb_layer(timestep_embedding(t, self.emb_size).to(x.dtype))
         if self.norm:
             x = F.normalize(x)
-        h = torch.cat([self.drop(x), emb], dim=-1)
+        h = torch.cat([self._dropout(x, generator), emb], dim=-1)
         for layer in self.in_layers:
             h = self.act(layer(h))
         last = len(self.out_layers) - 1

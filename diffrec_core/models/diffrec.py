@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from pydantic import Field
 
@@ -37,7 +39,8 @@ class DiffRec(Recommender):
     def loss(self, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor:
         x = batch.x
         t, weights = self.sampler.sample(x.shape[0], generator, x.device)
-        losses = self.diffusion.training_losses(self.denoiser, x, t, reweight=self.cfg.reweight, generator=generator)
+        denoiser = partial(self.denoiser, generator=generator) if generator is not None else self.denoiser
+        losses = self.diffusion.training_losses(denoiser, x, t, reweight=self.cfg.reweight, generator=generator)
         self.sampler.update(t, losses)
         return (losses * weights).mean()
 
