@@ -8,7 +8,9 @@ never formatted into SQL text.
 from __future__ import annotations
 
 import json
+import os
 import re
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -105,19 +107,55 @@ def apply_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create every table and view (idempotent: ``if not exists`` / ``or replace``)."""
     for name in schema_files():
         con.execute(sql_text(name))
+    con.execute(sql_text(CONSUMER_VIEWS))
+
+
+# Views and macros for consumers (sql/outputs/consumer_views.sql), applied after the schema.
+CONSUMER_VIEWS = "outputs/consumer_views"
+# How long an open waits for another process's lock on the file (seconds); env overrides.
+LOCK_TIMEOUT_ENV = "DIFFREC_LOCK_TIMEOUT"
+DEFAULT_LOCK_TIMEOUT = 60.0
+
+
+def is_lock_error(exc: BaseException) -> bool:
+    """True for DuckDB's "Could not set lock on file" (another process holds the file)."""
+    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+
+
+def open_database(path: str | Path, read_only: bool = False, lock_timeout: float | None = None) -> duckdb.DuckDBPyConnection:
+    """``duckdb.connect`` that waits up to ``lock_timeout`` seconds while another process holds the file.
+
+    DuckDB fails an open at once while another process writes the file; this retries with a
+    short backoff (20 ms doubling to 200 ms). ``lock_timeout=None`` reads ``$DIFFREC_LOCK_TIMEOUT``
+    (default 60 s). Other errors, and the last lock error after the timeout, are raised.
+    """
+    timeout = float(os.environ.get(LOCK_TIMEOUT_ENV, DEFAULT_LOCK_TIMEOUT)) if lock_timeout is None else lock_timeout
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if not is_lock_error(exc) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
 
 
 @contextmanager
-def connect(path: str | Path = DEFAULT_WAREHOUSE, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(
+    path: str | Path = DEFAULT_WAREHOUSE, read_only: bool = False, lock_timeout: float | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse file; apply the schema unless ``read_only``; close on exit.
 
     The session time zone is UTC, so naive timestamps mean UTC everywhere.
     DuckDB allows one writer per file: while one process holds it read-write, any
-    other open fails at once with ``duckdb.IOException``.
+    other open fails at once, so the open is retried for up to ``lock_timeout`` seconds
+    (see ``open_database``) and connections are meant to be held briefly.
     """
     if read_only and not Path(path).exists():
         raise FileNotFoundError(f"{path}: no such warehouse (run 'diffrec ingest' or 'diffrec pipeline' first)")
-    con = duckdb.connect(str(path), read_only=read_only)
+    con = open_database(path, read_only=read_only, lock_timeout=lock_timeout)
     try:
         con.execute("set TimeZone = 'UTC'")
         if not read_only:
@@ -215,7 +253,8 @@ def write_recommendations(
     (1 = best), score. Keys are stored as text. Returns the number of rows written.
     Raises ``ValueError`` for missing columns or null keys/ranks/scores.
     """
-    columns = list(frame.columns) if hasattr(frame, "columns") else list(frame.column_names)
+    # pyarrow tables also have a ``columns`` attribute (the arrays), so ask for column_names first
+    columns = list(frame.column_names) if hasattr(frame, "column_names") else list(frame.columns)
     missing = [c for c in RECOMMENDATION_COLUMNS if c not in columns]
     if missing:
         raise ValueError(f"recommendations frame is missing columns {missing}; needs {list(RECOMMENDATION_COLUMNS)}")
@@ -254,3 +293,25 @@ def publish(con: duckdb.DuckDBPyConnection, dataset: str, run_id: str) -> None:
 def published_run(con: duckdb.DuckDBPyConnection, dataset: str) -> str | None:
     """The run currently published for ``dataset``, or ``None``."""
     return scalar(con, "select run_id from published where dataset = $dataset", dataset=dataset)
+
+
+# ---------------------------------------------------------------- consumers
+
+
+def read_query(
+    path: str | Path, sql: str, params: Mapping[str, Any] | None = None, *, lock_timeout: float = 10.0
+) -> pd.DataFrame:
+    """Run one read-only query on the warehouse file and return it as a DataFrame.
+
+    For consumers in other processes: opens read-only (waiting up to ``lock_timeout`` seconds
+    while the pipeline holds its short write transactions), reads, and closes at once so the
+    pipeline is never kept waiting. ``params`` are bound as ``$named`` parameters.
+    """
+    with connect(path, read_only=True, lock_timeout=lock_timeout) as con:
+        return (con.execute(sql, dict(params)) if params else con.execute(sql)).df()
+
+
+def read_named(path: str | Path, name: str, *, lock_timeout: float = 10.0, **params: Any) -> pd.DataFrame:
+    """``read_query`` for ``sql/<name>.sql`` with its ``$named`` parameters (see ``run_sql``)."""
+    with connect(path, read_only=True, lock_timeout=lock_timeout) as con:
+        return run_sql(con, name, **params).df()

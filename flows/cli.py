@@ -27,7 +27,9 @@ app.add_typer(report_app, name="report")
 
 Warehouse = Annotated[Path, typer.Option("--warehouse", "-w", help="DuckDB warehouse file (created if missing).")]
 Dataset = Annotated[Optional[str], typer.Option("--dataset", "-d", help="Dataset name in the warehouse (default: 'builtin', or derived from the input file).")]
-Setting = Annotated[str, typer.Option("--setting", help="Split setting name.")]
+Setting = Annotated[str, typer.Option("--setting", help="Split setting: clean, noisy-natural, noisy-random (stored as noisy-random-P), temporal, or any other name for a clean split.")]
+NoiseRatio = Annotated[Optional[float], typer.Option("--noise-ratio", help="noisy-random: items added per user as a share of their train/valid count; noisy-natural: the cap on added low-rated interactions (default 0.1).")]
+WMin = Annotated[Optional[float], typer.Option("--w-min", help="Time-weight the model input (T-variants): weight of each user's oldest train interaction, rising to 1 for the newest (default 0.1 for tdiffrec/ltdiffrec).")]
 Artifacts = Annotated[Path, typer.Option("--artifacts", help="Folder for model checkpoints.")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
 DEFAULT_WAREHOUSE = Path("warehouse.duckdb")
@@ -137,6 +139,7 @@ def split(
     setting: Setting = "clean",
     method: Annotated[str, typer.Option(help="global (one chronological cut) or per_user.")] = "global",
     min_rating: Annotated[float, typer.Option(help="Keep interactions rated at least this (implicit data keeps all).")] = 4.0,
+    noise_ratio: NoiseRatio = None,
     warehouse: Warehouse = DEFAULT_WAREHOUSE,
 ) -> None:
     """Stage the dataset (dense ids, duplicates resolved) and make its chronological 7:1:2 split."""
@@ -144,19 +147,37 @@ def split(
     from diffrec_core import warehouse as wh
 
     name = dataset_name(dataset, None)
-    config = splits.SplitConfig(setting=setting, method=method, min_rating=min_rating)
+    config = _split_config(setting, noise_ratio, method, min_rating)
     with wh.connect(warehouse) as con:
         splits.stage(con, name)
         report = splits.make_split(con, name, config)
     typer.echo(_split_line(report))
 
 
-def _run_config(dataset: str, model: str, config: Path | None, epochs: int | None, seed: int | None, device: str | None):
-    from diffrec_core.config import resolve_run_config, with_training
-    from diffrec_core.models.registry import validate_params
+def _split_config(setting: str, noise_ratio: float | None, method: str, min_rating: float = 4.0):
+    from diffrec_core import splits
 
-    run = with_training(resolve_run_config(dataset, model, config), epochs=epochs, seed=seed, device=device)
+    if setting in splits.SETTINGS:
+        return splits.setting_config(setting, noise_ratio, method=method, min_rating=min_rating)
+    if noise_ratio is not None:
+        raise ValueError(f"--noise-ratio applies to --setting noisy-natural or noisy-random, not {setting!r}")
+    return splits.SplitConfig(setting=setting, method=method, min_rating=min_rating)
+
+
+def _run_config(dataset: str, model: str, config: Path | None, epochs: int | None, seed: int | None, device: str | None,
+                w_min: float | None = None):
+    from diffrec_core.config import RunConfig, _first_error, with_training
+    from diffrec_core.models.registry import resolve_config, time_weights_for, validate_params
+
+    run = with_training(resolve_config(dataset, model, config), epochs=epochs, seed=seed, device=device)
     validate_params(run.model)
+    if w_min is not None:
+        current = time_weights_for(run)
+        weights = {**(current.model_dump() if current else {}), "w_min": w_min}
+        try:
+            run = RunConfig.model_validate({**run.model_dump(mode="json"), "time_weights": weights})
+        except ValueError as exc:
+            raise ValueError(f"--w-min {w_min}: {_first_error(exc)}") from None
     return run
 
 
@@ -169,6 +190,7 @@ def train(
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML/JSON run config (default: the shipped one for the dataset).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Override the maximum number of epochs.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Override the training seed.")] = None,
+    w_min: WMin = None,
     device: Device = "auto",
     artifacts: Artifacts = DEFAULT_ARTIFACTS,
     warehouse: Warehouse = DEFAULT_WAREHOUSE,
@@ -177,7 +199,7 @@ def train(
     from diffrec_core import runs
 
     name = dataset_name(dataset, None)
-    run = _run_config(name, model, config, epochs, seed, device)
+    run = _run_config(name, model, config, epochs, seed, device, w_min)
     run_id = runs.train_run(warehouse, name, setting, run, artifacts, progress=True)
     with _ro(warehouse) as con:
         info = runs.get_run(con, run_id)
@@ -253,8 +275,10 @@ def pipeline(
     column: Annotated[Optional[list[str]], typer.Option("--column", "-c", help="Column mapping for csv/parquet, e.g. -c user=uid.")] = None,
     dataset: Dataset = None,
     setting: Setting = "clean",
+    noise_ratio: NoiseRatio = None,
     method: Annotated[str, typer.Option(help="Split method: global or per_user.")] = "global",
-    model: Annotated[str, typer.Option("--model", "-m", help="Registered model name.")] = "diffrec",
+    model: Annotated[str, typer.Option("--model", "-m", help="Registered model name, e.g. diffrec, tdiffrec, ldiffrec, ltdiffrec.")] = "diffrec",
+    w_min: WMin = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML/JSON run config.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Override the maximum number of epochs.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Override the training seed.")] = None,
@@ -269,15 +293,14 @@ def pipeline(
         raise ValueError(f"{input}: no such file")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
     from diffrec_core.config import InferenceConfig
-    from diffrec_core.splits import SplitConfig
     from flows.pipeline import PipelineParams, pipeline as run_pipeline
 
     name = dataset_name(dataset, input)
     params = PipelineParams(
         warehouse=str(warehouse), artifacts_dir=str(artifacts), dataset=name,
         input=str(input) if input else None, format=fmt, columns=_columns(column),
-        split=SplitConfig(setting=setting, method=method),
-        run=_run_config(name, model, config, epochs, seed, device),
+        split=_split_config(setting, noise_ratio, method),
+        run=_run_config(name, model, config, epochs, seed, device, w_min),
         inference=InferenceConfig(k=k),
     )
     typer.echo(f"pipeline: dataset {name!r} ({'built-in data' if input is None else input}), model {model}, warehouse {warehouse}", err=True)

@@ -1,0 +1,105 @@
+"""Cold-start scoring: a user absent from training, given a list of item keys, scored by the
+published model without retraining (the denoiser takes an interaction vector, not a user id). The list's order is taken as
+the interaction order."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from diffrec_core import interactions, runs, warehouse
+from diffrec_core.config import RunConfig
+from diffrec_core.models.base import Batch
+from diffrec_core.models.registry import time_weights_for
+from diffrec_core.recommend import top_k
+from diffrec_core.training import load_checkpoint, select_device
+
+
+@dataclass(frozen=True)
+class ColdStartResult:
+    """``recommendations``: columns rank, item_key, score (best first); ``unknown``: input keys the model does not know."""
+
+    run_id: str
+    dataset: str
+    known: list[str]
+    unknown: list[str]
+    recommendations: pd.DataFrame = field(repr=False)
+
+
+def read_history_file(path: str | Path) -> list[str]:
+    """Item keys from a file: a JSON list of keys (``.json``), else one key per line
+    (blank lines and lines starting with ``#`` ignored). Raises ``ValueError`` naming the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read history file ({type(exc).__name__})") from None
+    if path.suffix.lower() == ".json":
+        try:
+            keys = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        if not isinstance(keys, list) or not all(isinstance(k, (str, int)) and not isinstance(k, bool) for k in keys):
+            raise ValueError(f"{path}: expected a JSON list of item keys (strings or integers)")
+        keys = [str(k) for k in keys]
+    else:
+        keys = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+    if not keys:
+        raise ValueError(f"{path}: no item keys in the history file")
+    return keys
+
+
+def score_history(
+    warehouse_path: str | Path,
+    dataset: str,
+    item_keys: list[str],
+    *,
+    k: int = 20,
+    run_id: str | None = None,
+    device: str = "auto",
+) -> ColdStartResult:
+    """Top-``k`` items for a new user whose history is ``item_keys``, from the published model of ``dataset``
+    (or ``run_id``). The history items are the model's input and are masked from the result.
+
+    Unknown keys are returned in ``unknown`` and ignored; raises ``ValueError`` when no model is
+    published, the model does not match the staged items, or none of the keys is known.
+    """
+    with warehouse.connect(warehouse_path, read_only=True) as con:
+        run_id = run_id or warehouse.published_run(con, dataset)
+        if run_id is None:
+            raise ValueError(f"no published model for dataset {dataset!r}; run the pipeline first or pass a run id")
+        info = runs.get_run(con, run_id)
+        _, catalog = interactions.load_keys(con, info.dataset)
+    if not info.checkpoint_path:
+        raise ValueError(f"model run {run_id!r} has no checkpoint (status {info.status})")
+    index = {str(key): i for i, key in enumerate(catalog)}
+    seen_keys: dict[str, None] = dict.fromkeys(str(key) for key in item_keys)  # ordered, without repeats
+    known = [key for key in seen_keys if key in index]
+    unknown = [key for key in seen_keys if key not in index]
+    if not known:
+        raise ValueError(f"none of the {len(seen_keys)} item keys is known to dataset {info.dataset!r} (e.g. {unknown[0]!r})")
+    dev = select_device(device)
+    model, meta = load_checkpoint(info.checkpoint_path, dev)
+    if meta["n_items"] != len(catalog):
+        raise ValueError(f"model run {run_id!r} was trained on {meta['n_items']} items but the warehouse now has {len(catalog)}: retrain")
+    cols = np.array([index[key] for key in known], dtype=np.int64)
+    # The list's order is the interaction order (it keys the T-variants' time weights).
+    history, order = interactions.to_csr_with_order(np.zeros(len(cols), dtype=np.int64), cols,
+                                                    np.arange(len(cols), dtype=np.float64), (1, len(catalog)))
+    inputs = interactions.model_input(history, order, time_weights_for(RunConfig.model_validate(info.config)))
+
+    def scorer(x: torch.Tensor) -> torch.Tensor:
+        return model.score(Batch(users=torch.zeros(x.shape[0], dtype=torch.long, device=x.device), x=x))
+
+    recs = top_k(scorer, inputs, k, seen=history, device=dev)
+    frame = pd.DataFrame({
+        "rank": recs["rank"],
+        "item_key": catalog[recs["item"]].astype(str),
+        "score": recs["score"].astype("float64"),
+    })
+    return ColdStartResult(run_id, info.dataset, known, unknown, frame)

@@ -1,0 +1,215 @@
+"""The nightly retrain policy: landing files, data fingerprints, model reuse, the regression gate, reports.
+
+Each function opens the warehouse only briefly (DuckDB has one writer per file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from diffrec_core import runs, warehouse
+from diffrec_core.config import RunConfig
+
+DEFAULT_LANDING_PATTERNS = ("*.csv", "*.parquet", "*.dat", "*.data", "*.tsv")
+GATE_METRIC = "recall@20"
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def landing_files(landing: str | Path, patterns: tuple[str, ...] | list[str] = DEFAULT_LANDING_PATTERNS) -> list[str]:
+    """Files in the landing folder matching any of ``patterns``, sorted by name (arrival order by convention).
+
+    Raises ``ValueError`` when ``landing`` is not a folder. Already-ingested files are not
+    filtered here: ingest is idempotent by content hash, so they are skipped there.
+    """
+    folder = Path(landing)
+    if not folder.is_dir():
+        raise ValueError(f"landing folder {folder} does not exist or is not a folder")
+    found = {p for pattern in patterns for p in folder.glob(pattern) if p.is_file() and not p.name.startswith(".")}
+    return [str(p) for p in sorted(found, key=lambda p: p.name)]
+
+
+def data_fingerprint(warehouse_path: str | Path, dataset: str, setting: str) -> str:
+    """sha256 over the (dataset, setting) train split (original keys and weights), the staged id space
+    and the warehouse's instance id.
+
+    Two splits of one warehouse with the same fingerprint give a model the same input matrix,
+    so a model trained on one serves the other (and task results cached on the fingerprint stay
+    valid). Raises ``ValueError`` when the split has no train rows.
+    """
+    with warehouse.connect(warehouse_path, read_only=True) as con:
+        rows, train_hash, users_hash, items_hash, instance = warehouse.run_sql(
+            con, "nightly/train_fingerprint", dataset=dataset, setting=setting
+        ).fetchone()
+    if not rows:
+        raise ValueError(f"split {setting!r} of dataset {dataset!r} has no train rows; run the split first")
+    text = json.dumps([dataset, setting, int(rows), train_hash, users_hash, items_hash, instance])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def find_reusable_run(
+    warehouse_path: str | Path,
+    dataset: str,
+    setting: str,
+    run: RunConfig,
+    fingerprint: str,
+    max_age_hours: float,
+) -> str | None:
+    """The newest run of the same config trained on data with ``fingerprint`` at most ``max_age_hours`` ago.
+
+    Its checkpoint folder must still exist. ``None`` when there is none (or ``max_age_hours <= 0``).
+    """
+    if max_age_hours <= 0:
+        return None
+    since = _now() - timedelta(hours=max_age_hours)
+    wanted = run.model_dump(mode="json")
+    with warehouse.connect(warehouse_path, read_only=True) as con:
+        rows = warehouse.run_sql(
+            con, "nightly/reusable_runs", dataset=dataset, setting=setting, model=run.model.name,
+            fingerprint=fingerprint, since=since,
+        ).fetchall()
+    for run_id, config, checkpoint, _status, _started in rows:
+        if json.loads(config or "{}") == wanted and Path(checkpoint).is_dir():
+            return run_id
+    return None
+
+
+def train_fingerprinted(
+    warehouse_path: str | Path, dataset: str, setting: str, run: RunConfig, artifacts_dir: str | Path, fingerprint: str
+) -> str:
+    """``runs.train_run``, then record the run's data fingerprint and its input batches. Returns the run id."""
+    run_id = runs.train_run(warehouse_path, dataset, setting, run, artifacts_dir)
+    with warehouse.connect(warehouse_path) as con, warehouse.transaction(con):
+        warehouse.run_sql(con, "nightly/set_fingerprint", run_id=run_id, fingerprint=fingerprint)
+        warehouse.run_sql(con, "nightly/record_inputs", run_id=run_id, dataset=dataset, role="train")
+    return run_id
+
+
+def ensure_evaluated(warehouse_path: str | Path, run_id: str) -> dict[str, Any]:
+    """The run's validation and test metrics: stored ones when it was evaluated already, else ``runs.evaluate_run``."""
+    with warehouse.connect(warehouse_path, read_only=True) as con:
+        info = runs.get_run(con, run_id)
+    if "valid" in info.metrics and "test" in info.metrics:
+        return {"valid": info.metrics["valid"], "test": info.metrics["test"]}
+    return runs.evaluate_run(warehouse_path, run_id)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The regression gate's decision for a candidate run against the published one."""
+
+    promote: bool
+    candidate: str
+    published: str | None
+    candidate_score: float
+    published_score: float | None
+    tolerance: float
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _valid_score(info: runs.RunInfo) -> float | None:
+    value = info.metrics.get("valid", {}).get(GATE_METRIC)
+    return None if value is None else float(value)
+
+
+def regression_gate(warehouse_path: str | Path, run_id: str, tolerance: float) -> GateResult:
+    """Promote ``run_id`` unless its validation Recall@20 is more than ``tolerance`` (absolute) below the published run's.
+
+    The published run's figure is the one stored when it was evaluated. A rejected candidate
+    is marked ``rejected`` in ``model_runs``; the published run keeps serving. Raises
+    ``ValueError`` for a negative tolerance or a candidate without validation metrics.
+    """
+    if tolerance < 0:
+        raise ValueError(f"gate tolerance must be >= 0, got {tolerance}")
+    with warehouse.connect(warehouse_path, read_only=True) as con:
+        candidate = runs.get_run(con, run_id)
+        published_id = warehouse.published_run(con, candidate.dataset)
+        published = runs.get_run(con, published_id) if published_id else None
+    score = _valid_score(candidate)
+    if score is None:
+        raise ValueError(f"model run {run_id!r} has no validation {GATE_METRIC}; evaluate it before the gate")
+    if published is None:
+        return GateResult(True, run_id, None, score, None, tolerance, "no published model yet")
+    if published.run_id == run_id:
+        return GateResult(True, run_id, run_id, score, score, tolerance, "candidate is the published model")
+    reference = _valid_score(published)
+    if reference is None:
+        return GateResult(True, run_id, published.run_id, score, None, tolerance, "published model has no validation metric")
+    if score + tolerance < reference:
+        with warehouse.connect(warehouse_path) as con:
+            warehouse.update_model_run(con, run_id, status="rejected")
+        return GateResult(
+            False, run_id, published.run_id, score, reference, tolerance,
+            f"validation {GATE_METRIC} {score:.4f} is more than {tolerance:g} below the published {reference:.4f}",
+        )
+    return GateResult(
+        True, run_id, published.run_id, score, reference, tolerance,
+        f"validation {GATE_METRIC} {score:.4f} within {tolerance:g} of (or above) the published {reference:.4f}",
+    )
+
+
+def recommendations_current(warehouse_path: str | Path, run_id: str) -> bool:
+    """True when ``run_id`` is published and its recommendations used every batch ingested so far."""
+    with warehouse.connect(warehouse_path, read_only=True) as con:
+        info = runs.get_run(con, run_id)
+        if warehouse.published_run(con, info.dataset) != run_id:
+            return False
+        used = [r[0] for r in warehouse.run_sql(con, "nightly/run_batches", run_id=run_id, role="recommend").fetchall()]
+        now = [r[0] for r in warehouse.run_sql(con, "nightly/dataset_batches", dataset=info.dataset).fetchall()]
+    return bool(used) and used == now
+
+
+def record_recommend_inputs(con, run_id: str, dataset: str) -> None:
+    """Link ``run_id``'s recommendations to every batch of ``dataset`` ingested so far (lineage)."""
+    warehouse.run_sql(con, "nightly/record_inputs", run_id=run_id, dataset=dataset, role="recommend")
+
+
+# ---------------------------------------------------------------- report
+
+_REPORT_METRICS = (("valid", "recall@20"), ("valid", "ndcg@20"), ("test", "recall@10"), ("test", "ndcg@10"),
+                   ("test", "recall@20"), ("test", "ndcg@20"))
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
+def metrics_markdown(
+    warehouse_path: str | Path,
+    run_id: str,
+    previous_run_id: str | None,
+    gate: dict[str, Any] | None = None,
+    reports: list[str] | tuple[str, ...] = (),
+) -> str:
+    """A markdown report: the run's metrics beside the previous published run's, the gate's decision,
+    and links to the report files in ``reports`` that exist."""
+    with warehouse.connect(warehouse_path, read_only=True) as con:
+        current = runs.get_run(con, run_id)
+        previous = runs.get_run(con, previous_run_id) if previous_run_id and previous_run_id != run_id else None
+    lines = [f"# Nightly run: dataset `{current.dataset}`", "",
+             f"Model run `{run_id}` ({current.model}, setting `{current.setting}`, status `{current.status}`)."]
+    if previous is not None:
+        lines.append(f"Compared with the previously published run `{previous.run_id}`.")
+    lines += ["", "| metric | this run | previous | change |", "| --- | --- | --- | --- |"]
+    for split, name in _REPORT_METRICS:
+        now = current.metrics.get(split, {}).get(name)
+        before = previous.metrics.get(split, {}).get(name) if previous else None
+        change = "–" if now is None or before is None else f"{now - before:+.4f}"
+        lines.append(f"| {split} {name} | {_fmt(now)} | {_fmt(before)} | {change} |")
+    if gate:
+        verdict = "promoted" if gate.get("promote") else "NOT promoted (the published model keeps serving)"
+        lines += ["", f"Regression gate: {verdict}: {gate.get('reason')}."]
+    existing = [str(Path(p).resolve()) for p in reports if Path(p).exists()]
+    if existing:
+        lines += ["", "Reports:"] + [f"- [{Path(p).name}](file://{p})" for p in existing]
+    return "\n".join(lines) + "\n"
