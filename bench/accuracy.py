@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import typer
 from typing import Annotated, Optional
@@ -28,7 +29,8 @@ if str(ROOT) not in sys.path:
 from diffrec_core.config import with_training  # noqa: E402
 from diffrec_core.evaluation import Target  # noqa: E402
 from diffrec_core.interactions import load_npy_splits, model_input  # noqa: E402
-from diffrec_core.models.registry import build_model, resolve_config, time_weights_for  # noqa: E402
+from diffrec_core.embeddings import clusters_for_presplit  # noqa: E402
+from diffrec_core.models.registry import build_model, resolve_config, spec, time_weights_for, validate_params  # noqa: E402
 from diffrec_core.training import evaluate_model, fit, select_device  # noqa: E402
 
 METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
@@ -64,8 +66,8 @@ def denoiser_flops_per_row(model: torch.nn.Module) -> int:
     return sum(2 * m.in_features * m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear))
 
 
-def run_seed(data, run, device):
-    model = build_model(run.model, data.n_users, data.n_items, seed=run.training.seed)
+def run_seed(data, run, device, side=None):
+    model = build_model(run.model, data.n_users, data.n_items, seed=run.training.seed, side=side)
     # T-variants: the per-user time-weighted train matrix replaces the binary one as the input.
     inputs = model_input(data.train, data.train_order, time_weights_for(run))
     result = fit(model, inputs, Target(data.valid, data.train), run.training, device=device)
@@ -88,6 +90,11 @@ def main(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     threads_opt: Annotated[int, typer.Option("--threads", help="torch CPU threads (0 = torch default)")] = 0,
     epochs: Annotated[Optional[int], typer.Option(help="override the maximum epochs (quick checks)")] = None,
+    first_seed: Annotated[Optional[int], typer.Option(help="override the config's first seed")] = None,
+    item_emb: Annotated[Optional[Path], typer.Option(help="L-variants: item embeddings (.npy) to cluster, instead of the config's clusters.source")] = None,
+    n_clusters: Annotated[Optional[int], typer.Option(help="L-variants: override clusters.n_clusters")] = None,
+    emb_cache: Annotated[Path, typer.Option(help="L-variants with clusters.source lightgcn: cache of our LightGCN item embeddings")] = ROOT / "artifacts" / "embeddings",
+    save_item_emb: Annotated[Optional[Path], typer.Option(help="save the first seed's item embeddings (.npy; models with item_embeddings(), e.g. lightgcn)")] = None,
 ) -> dict:
     """Train and evaluate MODEL on pre-split data with N seeds; write JSON and a markdown table."""
     dataset = splits.resolve().name
@@ -95,6 +102,19 @@ def main(
     base = resolve_config(dataset, model, config)
     if model != base.model.name:
         raise SystemExit(f"error: --config is for model {base.model.name!r}, not {model!r}")
+    if first_seed is not None:
+        base = with_training(base, seed=first_seed)
+    side, clusters_info = None, None
+    if "item_clusters" in spec(model).side:
+        # L-variants: the item -> cluster assignment is side data of the model (diffrec_core.embeddings).
+        if n_clusters is not None:
+            params = dict(base.model.params)
+            params["clusters"] = {**params.get("clusters", {}), "n_clusters": n_clusters}
+            base = base.model_copy(update={"model": base.model.model_copy(update={"params": params})})
+        cfg = validate_params(base.model).clusters
+        labels, clusters_info = clusters_for_presplit(splits, data, cfg, item_emb=item_emb, cache_dir=emb_cache)
+        side = {"item_clusters": labels}
+        print(json.dumps({"clusters": clusters_info}), flush=True)
     if threads_opt:
         torch.set_num_threads(threads_opt)
     dev = select_device(device)
@@ -106,7 +126,10 @@ def main(
     t_all = time.perf_counter()
     for i in range(seeds):
         run = with_training(base, seed=base.training.seed + i, epochs=epochs, device=dev.type)
-        net, result, metrics, eval_seconds = run_seed(data, run, dev)
+        net, result, metrics, eval_seconds = run_seed(data, run, dev, side)
+        if save_item_emb is not None and i == 0 and hasattr(net, "item_embeddings"):
+            save_item_emb.parent.mkdir(parents=True, exist_ok=True)
+            np.save(save_item_emb, net.item_embeddings())
         row = {
             "seed": run.training.seed,
             "valid": {m: metrics["valid"][m] for m in METRICS},
@@ -129,6 +152,7 @@ def main(
         "dataset": dataset,
         "model": model,
         "config": base.model_dump(mode="json"),
+        "clusters": clusters_info,
         "seeds": [r["seed"] for r in per_seed],
         "mean": {m: statistics.fmean(v) for m, v in test.items()},
         "std": {m: statistics.pstdev(v) for m, v in test.items()},
@@ -183,6 +207,9 @@ def markdown(out: dict) -> str:
         f"device {out['device']}, {out['threads']} threads",
         "",
     ]
+    if out.get("clusters"):
+        c = out["clusters"]
+        lines += [f"item clusters: C = {c['n_clusters']} from {c['source']} embeddings (k-means seed {c['seed']}), sizes {c['sizes']}", ""]
     return "\n".join(lines)
 
 
