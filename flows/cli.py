@@ -246,6 +246,20 @@ def evaluate(
     typer.echo(f"run {run_id}: " + _metric_line(runs.evaluate_run(warehouse, run_id, device)))
 
 
+def _recommend_history(path: Path, run_id: str | None, dataset: str, k: int, device: str, warehouse: Path) -> None:
+    from diffrec_core import coldstart
+
+    if not warehouse.exists():
+        raise FileNotFoundError(f"{warehouse}: no such warehouse (run 'diffrec pipeline' first)")
+    result = coldstart.score_history(warehouse, dataset, coldstart.read_history_file(path), k=k, run_id=run_id, device=device)
+    if result.unknown:
+        shown = ", ".join(result.unknown[:10]) + (" ..." if len(result.unknown) > 10 else "")
+        typer.echo(f"ignored {len(result.unknown)} unknown item keys: {shown}", err=True)
+    typer.echo(f"new user from {path} ({len(result.known)} known items; dataset {result.dataset}, run {result.run_id}):")
+    for rank, item, score in result.recommendations.itertuples(index=False):
+        typer.echo(f"{rank:>3}  {item:<24} {score:.4f}")
+
+
 @app.command()
 @cli_errors
 def recommend(
@@ -255,11 +269,19 @@ def recommend(
     publish: Annotated[bool, typer.Option(help="Publish to latest_recommendations when done.")] = True,
     device: Device = "auto",
     warehouse: Warehouse = DEFAULT_WAREHOUSE,
+    history: Annotated[Optional[Path], typer.Option("--history", help="Score one new user from this file of item keys (one per line, or a JSON list) with the published model (or RUN_ID); nothing is written.")] = None,
 ) -> None:
-    """Top-K unseen items for every user from their full history; publish atomically."""
+    """Top-K unseen items for every user from their full history; publish atomically.
+
+    With --history FILE: top-K for a user absent from training, from the item keys in FILE,
+    without retraining; unknown item keys are reported and ignored.
+    """
     from diffrec_core import runs
     from diffrec_core.config import InferenceConfig
 
+    if history is not None:
+        _recommend_history(history, run_id, dataset_name(dataset, None), k, device, warehouse)
+        return
     run_id = run_id or _latest_run(warehouse, dataset_name(dataset, None))
     n = runs.recommend_run(warehouse, run_id, InferenceConfig(k=k), device)
     if publish:
@@ -333,6 +355,68 @@ def search(
     result = hpo(HpoParams(warehouse=str(warehouse), artifacts_dir=str(artifacts), dataset=name, setting=setting,
                            grid=str(grid), sample=sample, seed=seed))
     typer.echo(f"search: {result.trials_run} trials run; best run {result.best_run_id}")
+    typer.echo(_metric_line(result.metrics))
+
+
+@app.command()
+@cli_errors
+def nightly(
+    landing: Annotated[Optional[Path], typer.Option("--landing", "-l", help="Folder of raw files; new ones are ingested (default: the built-in data).")] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="Reader for the landing files (default: detected per file).")] = None,
+    column: Annotated[Optional[list[str]], typer.Option("--column", "-c", help="Column mapping for csv/parquet, e.g. -c user=uid.")] = None,
+    dataset: Dataset = None,
+    setting: Setting = "clean",
+    model: Annotated[str, typer.Option("--model", "-m", help="Registered model name.")] = "diffrec",
+    config: Annotated[Optional[Path], typer.Option("--config", help="YAML/JSON run config.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Override the maximum number of epochs.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Override the training seed.")] = None,
+    users: Annotated[int, typer.Option(help="Built-in data: number of users.")] = 3000,
+    items: Annotated[int, typer.Option(help="Built-in data: number of items.")] = 1500,
+    interactions: Annotated[int, typer.Option(help="Built-in data: number of interactions.")] = 150_000,
+    data_seed: Annotated[int, typer.Option(help="Built-in data: random seed.")] = 2023,
+    max_age_hours: Annotated[float, typer.Option("--max-age-hours", help="Reuse a model trained on the same data fingerprint this recently (0: always train).")] = 168.0,
+    gate_tolerance: Annotated[float, typer.Option("--gate-tolerance", help="Largest drop in validation Recall@20 below the published model still promoted.")] = 0.01,
+    k: Annotated[int, typer.Option("--k", "-k", help="Recommendations per user.")] = 20,
+    shards: Annotated[int, typer.Option("--shards", help="User ranges scored as separate tasks.")] = 1,
+    task_runner: Annotated[str, typer.Option("--task-runner", help="Runner for the shards: thread or dask.")] = "thread",
+    dask_address: Annotated[Optional[str], typer.Option("--dask-address", help="Scheduler of an existing Dask cluster (default: a local one).")] = None,
+    dask_workers: Annotated[int, typer.Option("--dask-workers", help="Workers of the local Dask cluster.")] = 2,
+    dask_processes: Annotated[bool, typer.Option("--dask-processes/--dask-threads", help="Local Dask workers as processes or threads.")] = False,
+    device: Device = "auto",
+    artifacts: Artifacts = DEFAULT_ARTIFACTS,
+    warehouse: Warehouse = DEFAULT_WAREHOUSE,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's task logs.")] = False,
+) -> None:
+    """One nightly run: new files → split → train or reuse → evaluate → regression gate → sharded inference → publish."""
+    if landing is not None and not landing.is_dir():
+        raise ValueError(f"{landing}: no such folder")
+    if task_runner not in {"thread", "dask"}:
+        raise ValueError(f"--task-runner must be thread or dask, got {task_runner!r}")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
+    from diffrec_core.config import InferenceConfig
+    from diffrec_core.ingest.synthetic import SyntheticConfig
+    from diffrec_core.splits import SplitConfig
+    from flows.nightly import NightlyParams, nightly as run_nightly
+
+    name = dataset_name(dataset, None)
+    params = NightlyParams(
+        warehouse=str(warehouse), artifacts_dir=str(artifacts), shard_dir=str(artifacts / "shards"), dataset=name,
+        landing=str(landing) if landing else None, format=fmt, columns=_columns(column),
+        synthetic=SyntheticConfig(n_users=users, n_items=items, n_interactions=interactions, seed=data_seed),
+        split=SplitConfig(setting=setting), model=model,
+        run=_run_config(name, model, config, epochs, seed, device),
+        max_model_age_hours=max_age_hours, gate_tolerance=gate_tolerance, inference=InferenceConfig(k=k),
+        shards=shards, task_runner=task_runner, dask_address=dask_address, dask_workers=dask_workers,
+        dask_processes=dask_processes,
+    )
+    result = run_nightly(params)
+    how = "reused" if result.reused else "trained"
+    if result.promoted:
+        typer.echo(f"nightly {name!r}: model {result.run_id} ({how}) published; {result.recommendations} recommendations written"
+                   + ("" if result.recommendations else " (already up to date)"))
+    else:
+        typer.echo(f"nightly {name!r}: model {result.run_id} ({how}) NOT promoted: {result.gate['reason']}; "
+                   f"{result.published_run} keeps serving")
     typer.echo(_metric_line(result.metrics))
 
 
