@@ -192,7 +192,7 @@ def metrics_markdown(
     reports: list[str] | tuple[str, ...] = (),
 ) -> str:
     """A markdown report: the run's metrics beside the previous published run's, the gate's decision,
-    and links to the report files in ``reports`` that exist."""
+    and links to the report files in ``reports`` that exist (``{dataset}`` in a path is replaced)."""
     with warehouse.connect(warehouse_path, read_only=True) as con:
         current = runs.get_run(con, run_id)
         previous = runs.get_run(con, previous_run_id) if previous_run_id and previous_run_id != run_id else None
@@ -209,7 +209,8 @@ def metrics_markdown(
     if gate:
         verdict = "promoted" if gate.get("promote") else "NOT promoted (the published model keeps serving)"
         lines += ["", f"Regression gate: {verdict}: {gate.get('reason')}."]
-    existing = [str(Path(p).resolve()) for p in reports if Path(p).exists()]
+    paths = [Path(p.replace("{dataset}", current.dataset)) for p in reports]
+    existing = [str(p.resolve()) for p in paths if p.exists()]
     if existing:
         lines += ["", "Reports:"] + [f"- [{Path(p).name}](file://{p})" for p in existing]
     return "\n".join(lines) + "\n"

@@ -43,8 +43,8 @@ class NightlyParams(BaseModel):
     dask_address: str | None = Field(None, description="scheduler of an existing Dask cluster; None = a local one")
     dask_workers: PositiveInt = Field(2, description="workers of the local Dask cluster (or threads)")
     dask_processes: bool = Field(False, description="local Dask workers as processes instead of threads")
-    reports: list[str] = Field(default_factory=lambda: ["gx/uncommitted/data_docs/local_site/index.html", "reports"],
-                               description="report files/folders linked from the run's artifact when they exist")
+    reports: list[str] = Field(default_factory=lambda: ["reports/quality/summary.html", "reports/compare-{dataset}.md"],
+                               description="report files linked from the run's artifact when they exist ({dataset} is replaced)")
 
 
 class NightlyResult(BaseModel):

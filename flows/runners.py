@@ -23,8 +23,11 @@ def make_task_runner(kind: TaskRunnerKind = "thread", address: str | None = None
 
         return ThreadPoolTaskRunner(max_workers=workers)
     if kind == "dask":
+        import logging
+
         from prefect_dask import DaskTaskRunner
 
+        logging.getLogger("distributed").setLevel(logging.WARNING)  # cluster start/stop chatter
         if address:
             return DaskTaskRunner(address=address)
         return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1,

@@ -15,7 +15,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import INPUTS, NO_CACHE
 
 from diffrec_core import nightly, sharding
-from diffrec_core.config import InferenceConfig, RunConfig, resolve_run_config
+from diffrec_core.config import InferenceConfig, RunConfig
+from diffrec_core.models.registry import resolve_config, validate_params
 
 TRANSIENT = {"retries": 2, "retry_delay_seconds": 3}
 
@@ -28,8 +29,10 @@ def landing_files(landing: str, patterns: list[str]) -> list[str]:
 
 @task(name="resolve-run-config")
 def resolve_run(dataset: str, model: str, config_file: str | None) -> RunConfig:
-    """The run config in ``config_file``, else the shipped one for (dataset, model)."""
-    return resolve_run_config(dataset, model, config_file)
+    """The run config in ``config_file``, else the shipped one for (dataset, model), validated."""
+    run = resolve_config(dataset, model, config_file)
+    validate_params(run.model)
+    return run
 
 
 @task(name="data-fingerprint", **TRANSIENT)
