@@ -10,3 +10,189 @@ FAST_RUN = with_training(
         "denoiser": {"hidden_dims": [32], "emb_size": 8}}}}),
     epochs=3, eval_every=1, batch_size=64,
 )
+
+import json
+import shutil
+from datetime import datetime, timedelta
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from diffrec_core import coldstart, ingest, nightly, runs, sharding, splits, warehouse
+from diffrec_core.config import InferenceConfig
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A warehouse with TINY staged and split, one fingerprinted, evaluated model run (not published)."""
+    root = tmp_path_factory.mktemp("nightly")
+    w = root / "w.duckdb"
+    with warehouse.connect(w) as con:
+        ingest.ingest_synthetic(con, "builtin", TINY)
+        splits.stage(con, "builtin")
+        splits.make_split(con, "builtin", splits.SplitConfig())
+    fp = nightly.data_fingerprint(w, "builtin", "clean")
+    run_id = nightly.train_fingerprinted(w, "builtin", "clean", FAST_RUN, root / "art", fp)
+    runs.evaluate_run(w, run_id)
+    return w, run_id, fp
+
+
+@pytest.fixture
+def copy(trained, tmp_path):
+    """A private copy of the trained warehouse (same checkpoints) to change."""
+    w, run_id, fp = trained
+    target = tmp_path / "w.duckdb"
+    shutil.copy(w, target)
+    return target, run_id, fp
+
+
+def _recs(path, run_id):
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute("select user_key, item_key, rank, score from recommendations where run_id = ? "
+                           "order by user_key, rank", [run_id]).df()
+
+
+def test_plan_shards_cover_users_once():
+    assert sharding.plan_shards(10, 3) == [(0, 3), (3, 7), (7, 10)]
+    assert sharding.plan_shards(2, 5) == [(0, 1), (1, 2)]
+    assert sharding.plan_shards(0, 4) == []
+    ranges = sharding.plan_shards(1001, 7)
+    assert ranges[0][0] == 0 and ranges[-1][1] == 1001 and all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+    with pytest.raises(ValueError, match="shards"):
+        sharding.plan_shards(10, 0)
+
+
+def test_landing_files_sorted_and_filtered(tmp_path):
+    for name in ("b.csv", "a.parquet", "notes.txt", ".hidden.csv"):
+        (tmp_path / name).write_text("x")
+    assert [p.split("/")[-1] for p in nightly.landing_files(tmp_path)] == ["a.parquet", "b.csv"]
+    with pytest.raises(ValueError, match="landing folder"):
+        nightly.landing_files(tmp_path / "missing")
+
+
+def test_fingerprint_stable_and_follows_the_train_split(copy, trained):
+    w, run_id, fp = copy
+    here = nightly.data_fingerprint(w, "builtin", "clean")
+    assert here == fp  # a copy of the file is the same warehouse with the same data
+    with warehouse.connect(w) as con:
+        splits.make_split(con, "builtin", splits.SplitConfig(ratios=(0.6, 0.2, 0.2)))
+    assert nightly.data_fingerprint(w, "builtin", "clean") != here
+    with pytest.raises(ValueError, match="no train rows"):
+        nightly.data_fingerprint(w, "builtin", "no-such-setting")
+
+
+def test_reuse_needs_same_fingerprint_config_and_age(trained):
+    w, run_id, fp = trained
+    assert nightly.find_reusable_run(w, "builtin", "clean", FAST_RUN, fp, 24) == run_id
+    assert nightly.find_reusable_run(w, "builtin", "clean", with_training(FAST_RUN, seed=7), fp, 24) is None
+    assert nightly.find_reusable_run(w, "builtin", "clean", FAST_RUN, "0" * 64, 24) is None
+    assert nightly.find_reusable_run(w, "builtin", "clean", FAST_RUN, fp, 0) is None
+    assert nightly.find_reusable_run(w, "builtin", "clean", FAST_RUN, fp, 1e-9) is None  # older than ~4 µs
+    with duckdb.connect(str(w), read_only=True) as con:
+        assert con.execute("select data_fingerprint from model_runs where run_id = ?", [run_id]).fetchone()[0] == fp
+        roles = con.execute("select role, count(*) from run_inputs where run_id = ? group by role", [run_id]).fetchall()
+        assert roles == [("train", 1)]
+
+
+def _fake_run(w, base_run: str, run_id: str, recall: float) -> None:
+    with warehouse.connect(w) as con:
+        info = runs.get_run(con, base_run)
+        warehouse.record_model_run(
+            con, run_id=run_id, dataset=info.dataset, setting=info.setting, model=info.model, config=info.config,
+            metrics={**info.metrics, "valid": {**info.metrics["valid"], "recall@20": recall}},
+            checkpoint_path=info.checkpoint_path, status="evaluated", started_at=datetime(2026, 1, 1),
+        )
+
+
+def test_regression_gate(copy):
+    w, run_id, _ = copy
+    first = nightly.regression_gate(w, run_id, 0.01)
+    assert first.promote and first.published is None
+    runs.recommend_run(w, run_id)
+    runs.publish_run(w, run_id)
+    score = first.candidate_score
+    _fake_run(w, run_id, "worse", score - 0.05)
+    _fake_run(w, run_id, "slightly-worse", score - 0.005)
+    rejected = nightly.regression_gate(w, "worse", 0.01)
+    assert not rejected.promote and rejected.published == run_id and "more than 0.01 below" in rejected.reason
+    assert nightly.regression_gate(w, "worse", 0.1).promote
+    assert nightly.regression_gate(w, "slightly-worse", 0.01).promote
+    assert nightly.regression_gate(w, run_id, 0.0).promote  # the published model itself
+    with duckdb.connect(str(w), read_only=True) as con:
+        assert con.execute("select run_id from published").fetchone()[0] == run_id
+        assert con.execute("select status from model_runs where run_id = 'worse'").fetchone()[0] == "rejected"
+        history = con.execute("select run_id, is_published, valid_recall_20 from model_metrics_history "
+                              "where run_id = 'worse'").fetchone()
+        assert history[1] is False and history[2] == pytest.approx(score - 0.05)
+    with pytest.raises(ValueError, match="tolerance"):
+        nightly.regression_gate(w, run_id, -1)
+
+
+def test_sharded_inference_equals_unsharded(copy, tmp_path):
+    w, run_id, _ = copy
+    n = runs.recommend_run(w, run_id, InferenceConfig(k=20, batch_size=32))
+    unsharded = _recs(w, run_id)
+    paths = [sharding.score_shard(w, run_id, a, b, tmp_path / "shards", InferenceConfig(k=20, batch_size=32))
+             for a, b in sharding.shard_ranges(w, run_id, 3)]
+    assert len(paths) == 3 and all(pq.read_table(p).num_rows > 0 for p in paths)
+    assert sharding.load_shards(w, run_id, paths) == n
+    sharded = _recs(w, run_id)
+    pd.testing.assert_frame_equal(sharded, unsharded)
+    with pytest.raises(ValueError, match="overlap"):
+        sharding.load_shards(w, run_id, paths + paths[:1])
+    with pytest.raises(ValueError, match="does not exist"):
+        sharding.load_shards(w, run_id, [str(tmp_path / "missing.parquet")])
+    assert _recs(w, run_id).equals(sharded)  # failed loads changed nothing
+
+
+def test_cold_start_scores_a_history_like_batch_inference(copy, tmp_path):
+    w, run_id, _ = copy
+    runs.recommend_run(w, run_id)
+    runs.publish_run(w, run_id)
+    with duckdb.connect(str(w), read_only=True) as con:
+        user = con.execute("select user_key from latest_recommendations order by user_key limit 1").fetchone()[0]
+        liked = [r[0] for r in con.execute("select item_key from raw_interactions where user_key = ? and rating >= 4 "
+                                           "order by ts", [user]).fetchall()]
+        disliked = {r[0] for r in con.execute("select item_key from raw_interactions where user_key = ? and rating < 4",
+                                              [user]).fetchall()}
+        batch = [r[0] for r in con.execute("select item_key from latest_recommendations where user_key = ? order by rank",
+                                           [user]).fetchall()]
+    result = coldstart.score_history(w, "builtin", liked + ["no-such-item", liked[0]], k=20 + len(disliked))
+    assert result.run_id == run_id and result.unknown == ["no-such-item"] and result.known == liked
+    items = list(result.recommendations["item_key"])
+    assert not set(items) & set(liked)
+    # the same input scores the same: batch inference also masks the low-rated items it did not take as input
+    assert [i for i in items if i not in disliked][:20] == batch
+    with pytest.raises(ValueError, match="none of the"):
+        coldstart.score_history(w, "builtin", ["x", "y"])
+    with pytest.raises(ValueError, match="no published model"):
+        coldstart.score_history(w, "other", liked)
+
+    from flows.cli import app
+
+    path = tmp_path / "history.json"
+    path.write_text(json.dumps(liked[:3] + ["unknown-1"]))
+    out = CliRunner().invoke(app, ["recommend", "--history", str(path), "-k", "5", "--warehouse", str(w)])
+    assert out.exit_code == 0, out.output
+    assert "1 unknown item keys: unknown-1" in out.output and out.output.count("\n") == 7
+    path.write_text("not json")
+    out = CliRunner().invoke(app, ["recommend", "--history", str(path), "--warehouse", str(w)])
+    assert out.exit_code == 1 and "not valid JSON" in out.output
+
+
+def test_read_helpers_and_consumer_views(copy):
+    w, run_id, _ = copy
+    runs.recommend_run(w, run_id, InferenceConfig(k=5))
+    runs.publish_run(w, run_id)
+    frame = warehouse.read_query(w, "select * from recommendations_for($d, $u)", {"d": "builtin", "u": "1"})
+    assert list(frame["rank"]) == [1, 2, 3, 4, 5] and set(frame["run_id"]) == {run_id}
+    named = warehouse.read_named(w, "outputs/user_recommendations", dataset="builtin", user_key="1")
+    assert list(named["item_key"]) == list(frame["item_key"])
+    with warehouse.connect(w) as con:  # another process's writer would hold this lock
+        con.execute("select 1")
+    lineage = warehouse.read_query(w, "select * from run_lineage where run_id = $r", {"r": run_id})
+    assert set(lineage["role"]) == {"train"} and lineage["n_recommendations"].iloc[0] > 0
