@@ -24,6 +24,8 @@ recs_app = typer.Typer(help="Read published recommendations.", no_args_is_help=T
 app.add_typer(recs_app, name="recs")
 report_app = typer.Typer(help="Reports over recorded model runs.", no_args_is_help=True)
 app.add_typer(report_app, name="report")
+quality_app = typer.Typer(help="Data-quality suites (Great Expectations) over the warehouse.", no_args_is_help=True)
+app.add_typer(quality_app, name="quality")
 
 Warehouse = Annotated[Path, typer.Option("--warehouse", "-w", help="DuckDB warehouse file (created if missing).")]
 Dataset = Annotated[Optional[str], typer.Option("--dataset", "-d", help="Dataset name in the warehouse (default: 'builtin', or derived from the input file).")]
@@ -309,11 +311,19 @@ def pipeline(
     artifacts: Artifacts = DEFAULT_ARTIFACTS,
     warehouse: Warehouse = DEFAULT_WAREHOUSE,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's task logs.")] = False,
+    quality: Annotated[bool, typer.Option("--quality/--no-quality", help="Run the data-quality gates (raw, splits, recommendations).")] = True,
+    rating_range: Annotated[Optional[tuple[float, float]], typer.Option("--rating-range", help="Declared rating scale LOW HIGH checked on raw data (default 0.5 5).")] = None,
 ) -> None:
-    """Run ingest → split → train → evaluate → recommend → publish as a Prefect flow (no server needed)."""
+    """Run ingest → split → train → evaluate → recommend → publish as a Prefect flow (no server needed).
+
+    Quality gates run after ingest, after the split and before publishing; a failed one stops the
+    flow, keeps the published recommendations and exits 1 naming the expectation and an offending row.
+    """
     if input is not None and not input.exists():
         raise ValueError(f"{input}: no such file")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
+    # Without --verbose a failed task (e.g. a quality gate) is reported once, by the one-line error below,
+    # not also as Prefect's task and flow tracebacks.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "CRITICAL")
     from diffrec_core.config import InferenceConfig
     from flows.pipeline import PipelineParams, pipeline as run_pipeline
 
@@ -324,9 +334,13 @@ def pipeline(
         split=_split_config(setting, noise_ratio, method),
         run=_run_config(name, model, config, epochs, seed, device, w_min),
         inference=InferenceConfig(k=k),
+        quality=_quality_config(quality, rating_range),
     )
     typer.echo(f"pipeline: dataset {name!r} ({'built-in data' if input is None else input}), model {model}, warehouse {warehouse}", err=True)
     result = run_pipeline(params)
+    if result.quality:
+        typer.echo(f"quality: {len(result.quality)} gates passed ({', '.join(c['suite'] for c in result.quality)}) "
+                   f"in {sum(c['seconds'] for c in result.quality):.1f} s", err=True)
     typer.echo(f"recommendations: {result.recommendations} rows (top {k} per user) in {warehouse}, "
                f"view latest_recommendations, dataset {name!r}, run {result.run_id}")
     typer.echo(_metric_line(result.metrics))
@@ -356,6 +370,35 @@ def search(
                            grid=str(grid), sample=sample, seed=seed))
     typer.echo(f"search: {result.trials_run} trials run; best run {result.best_run_id}")
     typer.echo(_metric_line(result.metrics))
+
+
+def _quality_config(enabled: bool = True, rating_range: tuple[float, float] | None = None):
+    from diffrec_core.quality import QualityConfig
+
+    return QualityConfig(enabled=enabled, **({"rating_range": rating_range} if rating_range else {}))
+
+
+@quality_app.command("report")
+@cli_errors
+def quality_report(
+    warehouse: Warehouse = DEFAULT_WAREHOUSE,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for summary.html and the Data Docs.")] = Path("reports/quality"),
+    rating_range: Annotated[Optional[tuple[float, float]], typer.Option("--rating-range", help="Declared rating scale LOW HIGH (default 0.5 5).")] = None,
+) -> None:
+    """Run every suite on everything in the warehouse; write Data Docs and a self-contained summary.html."""
+    from diffrec_core import quality
+
+    if not warehouse.exists():
+        raise FileNotFoundError(f"{warehouse}: no such warehouse (run 'diffrec pipeline' first)")
+    report = quality.build_report(warehouse, out, _quality_config(True, rating_range))
+    failed = [r for r in report.results if not r.success]
+    typer.echo(f"quality report: {len(report.results) - len(failed)} of {len(report.results)} suite runs passed"
+               + (f"; not run: {', '.join(report.not_run)}" if report.not_run else ""))
+    for r in failed:
+        typer.echo(f"  {r.message()}")
+    typer.echo(f"summary: {report.summary}")
+    if report.data_docs:
+        typer.echo(f"data docs: {report.data_docs}")
 
 
 @app.command()

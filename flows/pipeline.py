@@ -1,4 +1,5 @@
-"""The batch pipeline: ingest → stage → split → train → evaluate → recommend → publish."""
+"""The batch pipeline: ingest → validate raw → stage → split → validate splits → train → evaluate → recommend
+→ validate recommendations → publish. A failed quality gate stops the flow before anything is published."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from prefect import flow
 
 from diffrec_core.config import InferenceConfig, RunConfig
 from diffrec_core.ingest.synthetic import SyntheticConfig
+from diffrec_core.quality import QualityConfig
 from diffrec_core.splits import SplitConfig
-from tasks import data, model
+from tasks import data, model, quality
 
 
 class PipelineParams(BaseModel):
@@ -28,6 +30,7 @@ class PipelineParams(BaseModel):
     split: SplitConfig = Field(default_factory=SplitConfig)
     run: RunConfig = Field(default_factory=RunConfig)
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig, description="data-quality gates (enabled=False skips them)")
     publish: bool = True
 
 
@@ -39,6 +42,7 @@ class PipelineResult(BaseModel):
     metrics: dict
     recommendations: int
     published: bool
+    quality: list[dict] = []
 
 
 @flow(name="pipeline", log_prints=True)
@@ -48,12 +52,18 @@ def pipeline(params: PipelineParams) -> PipelineResult:
         data.ingest_builtin(w, params.dataset, params.synthetic)
     else:
         data.ingest_file(w, params.input, params.dataset, params.format, params.columns)
+    gates = params.quality.enabled
+    checks = [quality.validate_raw(w, params.dataset, params.quality)] if gates else []
     data.stage(w, params.dataset)
     report = data.split(w, params.dataset, params.split)
+    if gates:
+        checks.append(quality.validate_splits(w, params.dataset, params.split, params.quality))
     run_id = model.train(w, params.dataset, params.split.setting, params.run, params.artifacts_dir)
     metrics = model.evaluate(w, run_id)
     n = model.recommend(w, run_id, params.inference)
+    if gates:
+        checks.append(quality.validate_recommendations(w, run_id, params.inference.k, params.quality))
     if params.publish:
         model.publish(w, run_id)
     return PipelineResult(run_id=run_id, dataset=params.dataset, setting=params.split.setting, split=report,
-                          metrics=metrics, recommendations=n, published=params.publish)
+                          metrics=metrics, recommendations=n, published=params.publish, quality=checks)
