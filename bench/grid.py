@@ -64,6 +64,7 @@ def main(
     threads: Annotated[int, typer.Option(help="torch CPU threads per worker")] = 1,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     epochs: Annotated[Optional[int], typer.Option(help="override the maximum epochs")] = None,
+    best_config: Annotated[Optional[Path], typer.Option(help="write the best recorded trial (validation Recall@20, every trial in --out) as a run config YAML")] = None,
 ) -> None:
     """Run the trials of GRID on SPLITS; print the best by validation Recall@20."""
     from diffrec_core.config import with_training
@@ -95,6 +96,13 @@ def main(
     ranked = sorted((r for k, r in done.items() if k in keys), key=lambda r: -r["valid"]["recall@20"])
     for r in ranked[:5]:
         print(json.dumps({"valid": r["valid"], "best_epoch": r["best_epoch"], "config": r["config"]}))
+    if best_config is not None and done:
+        import yaml
+
+        best = max(done.values(), key=lambda r: r["valid"]["recall@20"])
+        header = f"# chosen by bench/grid.py on validation Recall@20 = {best['valid']['recall@20']:.4f} ({len(done)} trials in {out.name})\n"
+        best_config.write_text(header + yaml.safe_dump(best["config"], sort_keys=False))
+        print(f"best of {len(done)} recorded trials written to {best_config}")
 
 
 if __name__ == "__main__":
