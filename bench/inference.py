@@ -111,7 +111,8 @@ def main(
         "shards": shards, "dask_workers": workers, "dask_processes": processes, "torch_threads": threads,
         "unsharded_s": unsharded_s, "sharded_s": sharded_s, "sharded_score_s": score_s, "sharded_load_s": load_s,
         "unsharded_median_s": statistics.median(unsharded_s), "sharded_median_s": statistics.median(sharded_s),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
+        "machine": {"cpus": os.cpu_count(), "load_average_1m_at_end": os.getloadavg()[0],
+                    "platform": platform.platform(), "torch": torch.__version__},
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

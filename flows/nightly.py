@@ -1,5 +1,7 @@
-"""The nightly flow: new landing files → stage/split → train or reuse → evaluate → regression gate →
-sharded batch inference → publish → report. Deployed on a schedule from deploy/prefect.yaml."""
+"""The nightly flow: new landing files → validate raw → stage/split → validate splits → train or reuse →
+evaluate → regression gate → sharded batch inference → validate outputs → publish → report.
+Deployed on a schedule from deploy/prefect.yaml. A failed quality gate stops the flow and leaves the
+published recommendations untouched."""
 
 from __future__ import annotations
 
@@ -11,9 +13,10 @@ from prefect import flow, unmapped
 from diffrec_core.config import InferenceConfig, RunConfig
 from diffrec_core.ingest.synthetic import SyntheticConfig
 from diffrec_core.nightly import DEFAULT_LANDING_PATTERNS
+from diffrec_core.quality import QualityConfig
 from diffrec_core.splits import SplitConfig
 from flows.runners import TaskRunnerKind, make_task_runner
-from tasks import data, model
+from tasks import data, model, quality
 from tasks import nightly as steps
 
 
@@ -37,6 +40,7 @@ class NightlyParams(BaseModel):
     max_model_age_hours: NonNegativeFloat = Field(168.0, description="reuse a model trained on the same data fingerprint this recently; 0 = always train")
     gate_tolerance: NonNegativeFloat = Field(0.01, description="largest drop in validation Recall@20 below the published model still promoted")
     inference: InferenceConfig = Field(default_factory=InferenceConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig, description="data-quality gates (enabled=False skips them)")
     shards: PositiveInt = Field(1, description="user ranges scored as separate tasks")
     shard_dir: str = Field("artifacts/shards", description="where shards write Parquet")
     task_runner: TaskRunnerKind = Field("thread", description="runner for the shards: thread or dask")
@@ -56,6 +60,7 @@ class NightlyResult(BaseModel):
     gate: dict
     metrics: dict
     recommendations: int
+    quality: list[dict] = []
 
 
 @flow(name="batch-inference")
@@ -75,10 +80,14 @@ def nightly(params: NightlyParams = NightlyParams()) -> NightlyResult:
     else:
         for path in steps.landing_files(params.landing, params.patterns):
             ingest(w, path, ds, params.format, params.columns)
-    # Raw-data quality gate (Great Expectations) goes here once tasks/quality.py provides it.
+    gates = params.quality.enabled
+    checks = [quality.validate_raw(w, ds, params.quality)] if gates else []
     data.stage.with_options(**steps.TRANSIENT)(w, ds)
     data.split.with_options(**steps.TRANSIENT)(w, ds, params.split)
-    # Embeddings + clusters for the L-variants go here once their tasks exist (see flows/pipeline.py).
+    if gates:
+        checks.append(quality.validate_splits(w, ds, params.split, params.quality))
+    # L-variants: embed + cluster tasks (diffrec_core/embeddings.py) belong here once training from the
+    # warehouse passes item clusters to the model (runs.train_run does not take side data yet).
     run = params.run or steps.resolve_run(ds, params.model, params.config_file)
     fingerprint = steps.fingerprint(w, ds, setting)
     run_id = steps.find_reusable(w, ds, setting, run, fingerprint, params.max_model_age_hours)
@@ -92,11 +101,12 @@ def nightly(params: NightlyParams = NightlyParams()) -> NightlyResult:
         runner = make_task_runner(params.task_runner, params.dask_address, params.dask_workers, params.dask_processes)
         files = batch_inference.with_options(task_runner=runner)(w, run_id, params.inference, params.shards, params.shard_dir)
         n = steps.load_shards(w, run_id, files)
-        # Output quality gate goes here once tasks/quality.py provides it.
+        if gates:
+            checks.append(quality.validate_recommendations(w, run_id, params.inference.k, params.quality))
         model.publish.with_options(**steps.TRANSIENT)(w, run_id)
     steps.report(w, ds, run_id, gate["published"], gate, params.reports)
     if not gate["promote"]:
         print(f"regression gate: {gate['reason']}; run {gate['published']} keeps serving")
     return NightlyResult(dataset=ds, run_id=run_id, reused=reused, promoted=gate["promote"],
                          published_run=run_id if gate["promote"] else gate["published"], gate=gate,
-                         metrics=metrics, recommendations=n)
+                         metrics=metrics, recommendations=n, quality=checks)

@@ -115,6 +115,9 @@ def test_reader_sees_only_complete_runs_during_nightly_runs(harness, tmp_path):
     assert not first.reused and first.promoted and first.recommendations > 0
     assert second.reused and second.run_id == first.run_id and second.recommendations == 0
     assert not third.reused and third.run_id != first.run_id and third.promoted and third.recommendations > 0
+    # quality gates: raw and splits every night, recommendations whenever new ones are written
+    assert [len(r.quality) for r in (first, second, third)] == [3, 2, 3]
+    assert all(c["success"] for r in (first, second, third) for c in r.quality)
     with duckdb.connect(str(w), read_only=True) as con:
         assert con.execute("select count(*) from model_runs").fetchone()[0] == 2
         assert con.execute("select count(*) from ingest_batches").fetchone()[0] == 2
