@@ -92,10 +92,23 @@ def train_run(
         "seconds_per_eval": result.seconds_per_eval,
         "seconds_total": result.seconds_total,
         "params": sum(p.numel() for p in model.parameters()),
+        **_peak_memory(),
     }
     with warehouse.connect(warehouse_path) as con:
         warehouse.update_model_run(con, run_id, status="trained", metrics=metrics, checkpoint_path=str(ckpt), finished_at=_now())
     return run_id
+
+
+def _peak_memory() -> dict[str, float]:
+    """Peak resident memory of this process (MB) and, on a GPU, the peak allocated GPU memory (MB)."""
+    import resource
+    import sys
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    out = {"peak_rss_mb": rss / (2**20 if sys.platform == "darwin" else 1024.0)}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
 
 
 def evaluate_run(warehouse_path: str | Path, run_id: str, device: str = "auto") -> dict[str, dict[str, float]]:
