@@ -20,6 +20,7 @@ def top_k(
     seen: sp.csr_matrix | None = None,
     batch_size: int = 2048,
     device: torch.device | str = "cpu",
+    pass_users: bool = False,
 ) -> dict[str, np.ndarray]:
     """Top-k unseen items for every user with history.
 
@@ -28,6 +29,7 @@ def top_k(
         history: (n_users, n_items) CSR of each user's known history: the model's input.
         seen: (n_users, n_items) CSR of everything to mask (default: ``history``), e.g. also
             interactions the model's setting does not take as input (low ratings).
+        pass_users: call ``scorer(x, users)`` with the batch's row ids (B,) as well (ID-based models).
     Returns:
         arrays user (int64), item (int64), rank (1..k), score (float32), one row per recommendation.
         A user with fewer than k unseen items gets only those.
@@ -41,7 +43,8 @@ def top_k(
         rows = users[start : start + batch_size]
         x = dense_rows(history, rows, device)
         mask = x if seen is None else dense_rows(seen, rows, device)
-        scores = mask_seen(scorer(x).float(), mask)
+        raw = scorer(x, torch.from_numpy(rows).to(x.device)) if pass_users else scorer(x)
+        scores = mask_seen(raw.float(), mask)
         vals, idx = torch.topk(scores, kk, dim=1)
         vals, idx = vals.cpu().numpy(), idx.cpu().numpy()
         valid = np.isfinite(vals)

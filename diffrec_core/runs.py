@@ -154,10 +154,16 @@ def recommend_run(warehouse_path: str | Path, run_id: str, inference: InferenceC
     if inputs.shape[1] != meta["n_items"]:
         raise ValueError(f"model run {run_id!r} was trained on {meta['n_items']} items but the warehouse now has {inputs.shape[1]}: retrain")
 
-    def scorer(x: torch.Tensor) -> torch.Tensor:
-        return model.score(Batch(users=torch.zeros(x.shape[0], dtype=torch.long, device=x.device), x=x))
+    if model.needs_user_ids and inputs.shape[0] > meta["n_users"]:
+        raise ValueError(f"model run {run_id!r} ({info.model}) scores the {meta['n_users']} users it was trained on "
+                         f"but the warehouse now has {inputs.shape[0]}: retrain")
 
-    recs = top_k(scorer, inputs, inference.k, seen=seen, batch_size=inference.batch_size, device=dev)
+    def scorer(x: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
+        if users is None:
+            users = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+        return model.score(Batch(users=users, x=x))
+
+    recs = top_k(scorer, inputs, inference.k, seen=seen, batch_size=inference.batch_size, device=dev, pass_users=model.needs_user_ids)
     frame = pd.DataFrame({
         "user_key": user_keys[recs["user"]],
         "item_key": item_keys[recs["item"]],

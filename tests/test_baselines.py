@@ -112,3 +112,23 @@ def test_baseline_params_are_validated_with_the_field_named():
         validate_params(ModelConfig(name="ease", params={"l2": -1}))
     with pytest.raises(ValueError, match="dropout"):
         validate_params(ModelConfig(name="multivae", params={"dropout": 1.5}))
+
+
+def test_id_based_models_get_their_user_ids_in_batch_inference(checker):
+    from diffrec_core.evaluation import Target
+    from diffrec_core.recommend import top_k
+    from diffrec_core.training import fit
+
+    train, withheld = checker
+    heldout = sp.csr_matrix((np.ones(len(withheld), dtype=np.float32), (np.arange(len(withheld)), withheld)), shape=train.shape)
+    model = build_model(ModelConfig(name="mf", params={"factors": 16}), *train.shape, seed=7)
+    cfg = TrainingConfig(epochs=60, batch_size=25, lr=3e-2, patience=60, eval_every=10, seed=7)
+    fit(model, train, Target(heldout, train), cfg, device=torch.device("cpu"))
+    model.eval()
+    assert model.needs_user_ids and not build_model(ModelConfig(name="multidae"), 2, 3).needs_user_ids
+
+    def scorer(x, users):
+        return model.score(Batch(users=users, x=x))
+
+    recs = top_k(scorer, train, 1, batch_size=16, pass_users=True)
+    assert (recs["item"] == withheld[recs["user"]]).mean() >= 0.9

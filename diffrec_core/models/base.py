@@ -29,6 +29,9 @@ class Recommender(nn.Module):
     """
 
     closed_form: bool = False
+    #: True when ``score`` reads ``batch.users`` (ID-based models such as MF or CDAE): production
+    #: scoring must then pass the dense user ids the model was trained with.
+    needs_user_ids: bool = False
 
     def loss(self, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor:
         """Scalar training loss for the batch."""

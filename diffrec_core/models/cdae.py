@@ -28,6 +28,8 @@ class CDAEParams(_Frozen):
 class CDAE(Recommender):
     """h = act(W drop(x) + V_u + b); logits = W' h + b'.  x: (B, n_items)."""
 
+    needs_user_ids = True
+
     def __init__(self, n_users: int, n_items: int, hidden: int, dropout: float, activation: str, loss: str):
         super().__init__()
         self.encoder = nn.Linear(n_items, hidden)

@@ -23,6 +23,8 @@ class MF(Recommender):
     """score(u, i) = <p_u, q_i>; a batch of users yields one (u, i, j) triple per train interaction
     (u, i), with j drawn uniformly among the items u has not interacted with."""
 
+    needs_user_ids = True
+
     def __init__(self, n_users: int, n_items: int, factors: int, reg: float, init_std: float):
         super().__init__()
         self.user_emb = nn.Embedding(n_users, factors)
