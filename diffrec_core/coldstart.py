@@ -85,6 +85,8 @@ def score_history(
         raise ValueError(f"none of the {len(seen_keys)} item keys is known to dataset {info.dataset!r} (e.g. {unknown[0]!r})")
     dev = select_device(device)
     model, meta = load_checkpoint(info.checkpoint_path, dev)
+    if model.needs_user_ids:
+        raise ValueError(f"model run {run_id!r} ({info.model}) scores only the users it was trained on; a new user's history needs a model that reads it (e.g. diffrec, multivae, ease)")
     if meta["n_items"] != len(catalog):
         raise ValueError(f"model run {run_id!r} was trained on {meta['n_items']} items but the warehouse now has {len(catalog)}: retrain")
     cols = np.array([index[key] for key in known], dtype=np.int64)

@@ -94,10 +94,14 @@ def score_shard(
     if shape[1] != meta["n_items"]:
         raise ValueError(f"model run {run_id!r} was trained on {meta['n_items']} items but the warehouse now has {shape[1]}: retrain")
 
-    def scorer(x: torch.Tensor) -> torch.Tensor:
-        return model.score(Batch(users=torch.zeros(x.shape[0], dtype=torch.long, device=x.device), x=x))
+    if model.needs_user_ids and user_stop > meta["n_users"]:
+        raise ValueError(f"model run {run_id!r} scores the {meta['n_users']} users it was trained on, not shard [{user_start}, {user_stop}): retrain")
 
-    recs = top_k(scorer, inputs, inference.k, seen=seen, batch_size=inference.batch_size, device=dev)
+    def scorer(x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        users = torch.zeros(x.shape[0], dtype=torch.long, device=x.device) if rows is None else rows + user_start
+        return model.score(Batch(users=users, x=x))
+
+    recs = top_k(scorer, inputs, inference.k, seen=seen, batch_size=inference.batch_size, device=dev, pass_users=model.needs_user_ids)
     table = pa.table({
         "user_key": pa.array(user_keys[recs["user"] + user_start].astype(str), pa.string()),
         "item_key": pa.array(item_keys[recs["item"]].astype(str), pa.string()),
