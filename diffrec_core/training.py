@@ -101,6 +101,8 @@ def fit(
 
     optimizer = torch.optim.Adam(model.optimizer_groups(cfg.lr), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = _scheduler(optimizer, cfg)
+    ema = _ema(model, cfg.ema_decay)
+    scored = model if ema is None else ema.module  # the weights that are evaluated and kept
     train_users = np.flatnonzero(np.diff(inputs.indptr) > 0)
     rng = np.random.default_rng(cfg.seed)
     best = {"epoch": -1, "score": -1.0, "metrics": {}, "state": None, "time": 0.0}
@@ -124,6 +126,8 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if ema is not None:
+                ema.update_parameters(model)
             total += float(loss.detach()) * len(rows)
             n += len(rows)
         model.on_epoch_end(epoch)
@@ -131,12 +135,12 @@ def fit(
         record: dict[str, Any] = {"epoch": epoch, "loss": total / max(n, 1), "lr": optimizer.param_groups[0]["lr"]}
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
             t1 = time.perf_counter()
-            metrics = evaluate_model(model, inputs, {"valid": valid}, cfg, device)["valid"]
+            metrics = evaluate_model(scored, inputs, {"valid": valid}, cfg, device)["valid"]
             eval_times.append(time.perf_counter() - t1)
             record.update({f"valid_{k}": v for k, v in metrics.items()})
             score = metrics[SELECTION_METRIC]
             if score > best["score"]:
-                best = {"epoch": epoch, "score": score, "metrics": metrics, "state": copy.deepcopy(model.state_dict()), "time": time.perf_counter() - t_start}
+                best = {"epoch": epoch, "score": score, "metrics": metrics, "state": copy.deepcopy(scored.state_dict()), "time": time.perf_counter() - t_start}
             if cfg.lr_schedule == "plateau":
                 scheduler.step(score)
         if cfg.lr_schedule == "cosine" and scheduler is not None:
@@ -158,6 +162,15 @@ def fit(
         seconds_to_best=best["time"],
         seconds_total=time.perf_counter() - t_start,
     )
+
+
+def _ema(model: Recommender, decay: float):
+    """An exponential moving average of the model's parameters (torch's AveragedModel), or None."""
+    if decay <= 0.0:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=False)
 
 
 def _scheduler(optimizer: torch.optim.Optimizer, cfg: TrainingConfig):

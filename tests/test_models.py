@@ -103,3 +103,19 @@ def test_invalid_params_name_the_field():
         validate_params(ModelConfig(name="diffrec", params={"denoiser": {"hidden_dims": [0]}}))
     with pytest.raises(ValueError, match="unknown model 'nope'"):
         validate_params(ModelConfig(name="nope"))
+
+
+def test_ema_weights_are_kept_and_still_learn(checker):
+    train, withheld = checker
+    n_users, n_items = train.shape
+    heldout = sp.csr_matrix((np.ones(n_users, dtype=np.float32), (np.arange(n_users), withheld)), shape=train.shape)
+    cfg = ModelConfig(name="diffrec", params=TestDiffRec.params)
+    results = {}
+    for decay in (0.0, 0.9):
+        model = build_model(cfg, n_users, n_items, seed=1)
+        training = TrainingConfig(epochs=40, batch_size=25, lr=3e-3, patience=40, eval_every=10, seed=1, ema_decay=decay)
+        res = fit(model, train, Target(heldout, train), training, device=torch.device("cpu"))
+        results[decay] = (res, {k: v.clone() for k, v in model.state_dict().items()})
+    raw, ema = results[0.0], results[0.9]
+    assert ema[0].best_valid["recall@20"] > 0.9
+    assert any(not torch.equal(raw[1][k], ema[1][k]) for k in raw[1])
