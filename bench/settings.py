@@ -1,0 +1,270 @@
+"""Training settings from raw logs: clean, natural noise and random noise (paper §4.1, Figure 4).
+
+    python bench/settings.py --data ../shared/data/ml-100k/u.data --data ../shared/data/ml-latest-small/ratings.csv \
+        --threads 1 --out bench/results/settings
+
+For each raw log: ingest into a scratch warehouse, stage, and make the clean, noisy-natural
+and noisy-random-p (p = 0.1 ... 0.5) splits (per-user chronological 7:1:2 by default: the
+global cut leaves few evaluable test users on these small logs). For each model, a small
+grid is searched on the clean split and the configuration with the best validation
+Recall@20 is kept (T-variants: the chosen configuration of their base model, searched over
+w_min); that configuration is then trained on every noisy split. Every setting is tested on
+the same clean test set, with the setting's own train+valid items masked. Validation only
+ever selects; the test numbers are reported once per (setting, model).
+
+Writes <out>.json (every run), <out>.md (test Recall/NDCG@10/20 per dataset, setting and
+model) and <out>-recall20.png (test Recall@20 against the random-noise proportion).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import torch
+import typer
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from diffrec_core import ingest, splits, warehouse  # noqa: E402
+from diffrec_core.config import RunConfig  # noqa: E402
+from diffrec_core.evaluation import Target  # noqa: E402
+from diffrec_core.interactions import SplitData, load_split, model_input  # noqa: E402
+from diffrec_core.models.registry import VARIANTS, available, build_model, resolve_config, spec, time_weights_for  # noqa: E402
+from diffrec_core.search import apply_overrides  # noqa: E402
+from diffrec_core.training import evaluate_model, fit, select_device  # noqa: E402
+
+METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
+MODELS = ("diffrec", "tdiffrec", "ldiffrec", "ltdiffrec", "multivae", "lightgcn")
+DEFAULT_MODELS = ("diffrec", "tdiffrec", "multivae")
+RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5)
+
+# Small grids searched on the clean split's validation set (dotted paths into a run config).
+GRIDS: dict[str, dict[str, list[Any]]] = {
+    "diffrec": {
+        "model.params.diffusion.steps": [5],
+        "model.params.diffusion.noise_scale": [0.01, 0.1, 0.5],
+    },
+    "ldiffrec": {
+        "model.params.diffusion.noise_scale": [0.01, 0.1],
+    },
+    "multivae": {
+        "training.lr": [0.001, 0.0003],
+    },
+    "lightgcn": {
+        "training.lr": [0.005, 0.001],
+    },
+}
+W_MIN_GRID = [0.1, 0.3, 0.5]
+
+
+def _product(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    combos: list[dict[str, Any]] = [{}]
+    for key, values in grid.items():
+        combos = [{**c, key: v} for c in combos for v in values]
+    return combos
+
+
+def prepare(data_path: Path, warehouse_path: Path, method: str, ratios: tuple[float, ...], seed: int) -> tuple[str, list[str], dict]:
+    """Ingest, stage and make every setting; returns (dataset, settings, split reports)."""
+    from flows.cli import dataset_name
+
+    dataset = dataset_name(None, data_path)
+    configs = [splits.setting_config("clean", method=method, seed=seed),
+               splits.setting_config("noisy-natural", method=method, seed=seed)]
+    configs += [splits.setting_config("noisy-random", p, method=method, seed=seed) for p in ratios]
+    reports = {}
+    with warehouse.connect(warehouse_path) as con:
+        ingest.ingest_file(con, data_path, dataset)
+        splits.stage(con, dataset)
+        for config in configs:
+            r = splits.make_split(con, dataset, config)
+            reports[config.setting] = {"train": r.train_rows, "valid": r.valid_rows, "test": r.test_rows,
+                                       "test_excluded": r.test_rows_excluded}
+    return dataset, [c.setting for c in configs], reports
+
+
+def train_and_test(run: RunConfig, setting: str, data: SplitData, clean_test, device, side_data) -> dict:
+    """Fit on the setting's train (selection on its validation), test on the clean test set."""
+    inputs = model_input(data.train, data.train_order, time_weights_for(run))
+    side = side_data(run, setting, data) if side_data else None
+    model = build_model(run.model, data.n_users, data.n_items, seed=run.training.seed, side=side) if side else \
+        build_model(run.model, data.n_users, data.n_items, seed=run.training.seed)
+    t0 = time.perf_counter()
+    result = fit(model, inputs, Target(data.valid, data.train), run.training, device=device)
+    targets = {"valid": Target(data.valid, data.train), "test": Target(clean_test, data.train + data.valid)}
+    metrics = evaluate_model(model, inputs, targets, run.training, device)
+    return {
+        "valid": {m: metrics["valid"][m] for m in METRICS},
+        "test": {m: metrics["test"][m] for m in METRICS},
+        "test_users": metrics["test"]["users"],
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def trials_for(model: str, dataset: str, chosen: dict[str, RunConfig], training: dict) -> list[tuple[dict, RunConfig]]:
+    """(overrides, run config) of each grid trial of ``model``; T-variants search w_min on their base's choice."""
+    if model in VARIANTS:
+        base = chosen[VARIANTS[model][0]]
+        start = base.model_copy(update={"model": base.model.model_copy(update={"name": model})})
+        return [({"time_weights.w_min": w}, apply_overrides(start, {"time_weights": {"w_min": w, "w_max": 1.0}}))
+                for w in W_MIN_GRID]
+    base = apply_overrides(resolve_config(dataset, model), {f"training.{k}": v for k, v in training.items()})
+    out = []
+    for combo in _product(GRIDS.get(model, {})):
+        try:
+            out.append((combo, apply_overrides(base, combo)))
+        except ValueError:
+            continue  # a combination the validators refuse
+    return out
+
+
+def main(
+    data: Annotated[list[Path], typer.Option("--data", help="raw interaction log (repeat for several)")],
+    out: Annotated[Path, typer.Option(help="output stem: <out>.json, <out>.md, <out>-recall20.png")] = Path("bench/results/settings"),
+    models: Annotated[str, typer.Option(help=f"comma-separated models, of {', '.join(MODELS)}; unregistered ones are skipped")] = ",".join(DEFAULT_MODELS),
+    method: Annotated[str, typer.Option(help="split method: per_user or global")] = "per_user",
+    ratios: Annotated[str, typer.Option(help="random-noise proportions")] = ",".join(map(str, RATIOS)),
+    max_epochs: Annotated[int, typer.Option(help="epoch cap of every run")] = 100,
+    patience: Annotated[int, typer.Option(help="early-stopping patience (epochs)")] = 10,
+    seed: Annotated[int, typer.Option(help="split and training seed")] = 2023,
+    threads: Annotated[int, typer.Option(help="torch CPU threads")] = 1,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "cpu",
+    work_dir: Annotated[Optional[Path], typer.Option(help="scratch folder for the warehouse (default: a temporary one)")] = None,
+) -> None:
+    torch.set_num_threads(threads)
+    dev = select_device(device)
+    p_values = tuple(float(p) for p in ratios.split(","))
+    registered = set(available())
+    wanted = [m for m in models.split(",") if m]
+    skipped = [m for m in wanted if m not in registered]
+    wanted = [m for m in wanted if m in registered]
+    # base models before their variants
+    wanted.sort(key=lambda m: (m in VARIANTS, MODELS.index(m) if m in MODELS else 99))
+    for m in wanted:
+        if m in VARIANTS and VARIANTS[m][0] not in wanted:
+            raise SystemExit(f"error: {m} needs its base model {VARIANTS[m][0]} in --models")
+    training = {"epochs": max_epochs, "patience": patience, "seed": seed, "threads": threads, "device": dev.type}
+    results: dict[str, Any] = {"method": method, "ratios": p_values, "models": wanted, "skipped_models": skipped,
+                               "training": training, "grids": GRIDS, "w_min_grid": W_MIN_GRID, "datasets": {}}
+    scratch = tempfile.TemporaryDirectory() if work_dir is None else None
+    root = Path(scratch.name) if scratch else work_dir
+    root.mkdir(parents=True, exist_ok=True)
+    t_all = time.perf_counter()
+    for data_path in data:
+        wh_path = root / f"{data_path.parent.name}-{data_path.stem}.duckdb"
+        dataset, settings, reports = prepare(data_path, wh_path, method, p_values, seed)
+        with warehouse.connect(wh_path, read_only=True) as con:
+            split_data = {s: load_split(con, dataset, s) for s in settings}
+        clean_test = split_data["clean"].test
+        side_data = _side_data_factory(dataset, training)
+        entry: dict[str, Any] = {"splits": reports, "grid": {}, "chosen": {}, "runs": {}}
+        chosen: dict[str, RunConfig] = {}
+        for model in wanted:
+            needs_side = bool(getattr(spec(model), "side", ()))
+            trials = []
+            for overrides, run in trials_for(model, dataset, chosen, training):
+                r = train_and_test(run, "clean", split_data["clean"], clean_test, dev, side_data if needs_side else None)
+                trials.append({"overrides": overrides, **r, "config": run.model_dump(mode="json")})
+                print(json.dumps({"dataset": dataset, "model": model, "grid": overrides,
+                                  "valid_recall@20": round(r["valid"]["recall@20"], 4), "seconds": round(r["seconds"], 1)}), flush=True)
+            best = max(range(len(trials)), key=lambda i: trials[i]["valid"]["recall@20"])
+            chosen[model] = RunConfig.model_validate(trials[best]["config"])
+            entry["grid"][model] = [{k: t[k] for k in ("overrides", "valid", "best_epoch", "seconds")} for t in trials]
+            entry["chosen"][model] = trials[best]["overrides"]
+            entry["runs"].setdefault("clean", {})[model] = {k: v for k, v in trials[best].items() if k != "config"}
+            for setting in settings[1:]:
+                r = train_and_test(chosen[model], setting, split_data[setting], clean_test, dev, side_data if needs_side else None)
+                entry["runs"].setdefault(setting, {})[model] = r
+                print(json.dumps({"dataset": dataset, "model": model, "setting": setting,
+                                  "test_recall@20": round(r["test"]["recall@20"], 4), "seconds": round(r["seconds"], 1)}), flush=True)
+        results["datasets"][dataset] = entry
+    results["seconds_total"] = time.perf_counter() - t_all
+    results["device"] = torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(results, indent=2))
+    out.with_suffix(".md").write_text(markdown(results))
+    plot(results, out.with_name(out.name + "-recall20.png"))
+    print(markdown(results))
+    if scratch:
+        scratch.cleanup()
+
+
+def _side_data_factory(dataset: str, training: dict):
+    """Item clusters for models that take them (L-variants): seeded k-means over the item vectors
+    of a LightGCN trained on the same setting's train split (one per setting, cached)."""
+    cache: dict[tuple, dict] = {}
+    vectors: dict[str, Any] = {}
+
+    def side_data(run: RunConfig, setting: str, data: SplitData) -> dict:
+        from diffrec_core import clustering, embeddings
+
+        params = run.model.params.get("clusters", {})
+        key = (setting, params.get("n_clusters", 2), params.get("seed", 2023))
+        if key not in cache:
+            if setting not in vectors:
+                emb_run = apply_overrides(embeddings.embedding_config(dataset, params.get("embedding_config")),
+                                          {f"training.{k}": v for k, v in training.items()})
+                vectors[setting], _ = clustering.train_item_embeddings(data.train, data.valid, emb_run)
+            cache[key] = {"item_clusters": clustering.kmeans(vectors[setting], key[1], key[2])}
+        return cache[key]
+
+    return side_data
+
+
+def markdown(results: dict) -> str:
+    lines = [
+        f"### Training settings from raw logs ({results['method']} chronological 7:1:2 split; test = the clean test set, "
+        "mean of 1 seed; hyperparameters chosen on the clean validation set)",
+        "",
+    ]
+    for dataset, entry in results["datasets"].items():
+        lines += [f"#### {dataset}", "", "| setting | model | Recall@10 | Recall@20 | NDCG@10 | NDCG@20 | valid R@20 | chosen |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for setting, by_model in entry["runs"].items():
+            for model, r in by_model.items():
+                chosen = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in entry["chosen"][model].items())
+                lines.append(f"| {setting} | {model} | " + " | ".join(f"{r['test'][m]:.4f}" for m in METRICS)
+                             + f" | {r['valid']['recall@20']:.4f} | {chosen} |")
+        sizes = "; ".join(f"{s}: {v['train']}/{v['valid']}/{v['test']}" for s, v in entry["splits"].items())
+        lines += ["", f"train/valid/test rows: {sizes}", ""]
+    lines.append(f"{results['seconds_total'] / 60:.0f} min in all on {results['device']}, {results['training']['threads']} thread(s).")
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = list(results["datasets"])
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.8), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        runs = results["datasets"][dataset]["runs"]
+        xs = [0.0, *results["ratios"]]
+        settings = ["clean", *(f"noisy-random-{p:g}" for p in results["ratios"])]
+        for model in results["models"]:
+            ys = [runs.get(s, {}).get(model, {}).get("test", {}).get("recall@20") for s in settings]
+            if all(y is not None for y in ys):
+                ax.plot(xs, ys, marker="o", label=model)
+        ax.set_title(dataset)
+        ax.set_xlabel("random noise proportion")
+        ax.set_ylabel("test Recall@20")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    typer.run(main)
