@@ -127,6 +127,16 @@ def test_reader_sees_only_complete_runs_during_nightly_runs(harness, tmp_path):
     assert (2, "train", third.run_id) in lineage and (2, "recommend", third.run_id) in lineage
     assert (2, "train", first.run_id) not in lineage and (1, "train", first.run_id) in lineage
 
+    # the run's markdown artifact compares it with the run it replaced
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["nightly-builtin"])))
+    latest = max(artifacts, key=lambda a: a.created).data
+    assert f"Model run `{third.run_id}`" in latest and f"previously published run `{first.run_id}`" in latest
+    assert "| valid recall@20 |" in latest and "Regression gate: promoted" in latest
+
     # the reader: no failed query, only ever one complete run at a time
     reads = _reads(log)
     failures = [r for r in reads if not r["ok"]]

@@ -125,7 +125,7 @@ def test_nightly_deployment_runs_on_a_real_server(tmp_path):
                          json={"parameters": params}, timeout=10).json()
 
         worker = spawn("worker", "worker", "start", "--pool", POOL, "--limit", "1")
-        deadline = time.monotonic() + 150
+        deadline = time.monotonic() + 240
         state = None
         while time.monotonic() < deadline:
             state = httpx.get(f"{api}/flow_runs/{run['id']}", timeout=10).json()["state"]
