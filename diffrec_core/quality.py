@@ -369,10 +369,11 @@ def prepare(con: duckdb.DuckDBPyConnection, suite: str, config: QualityConfig | 
         ratios = tuple(float(r) for r in scope.pop("ratios", (0.7, 0.1, 0.2)))
         if len(ratios) != 3:
             raise ValueError(f"quality suite split_interactions: ratios must be (train, valid, test), got {ratios}")
-        row = warehouse.scalar(con, "select method from split_reports where dataset = $dataset and setting = $setting",
-                               dataset=scope["dataset"], setting=scope["setting"])
-        if row is None:
+        found = con.execute("select method, min_rating from split_reports where dataset = $dataset and setting = $setting",
+                            {"dataset": scope["dataset"], "setting": scope["setting"]}).fetchall()
+        if not found:
             raise ValueError(f"dataset {scope['dataset']!r} has no split setting {scope['setting']!r} in split_reports")
+        row, min_rating = found[0]
         context["method"] = row
         if row in ("global", "per_user"):
             scope["ratios"] = ratios
@@ -380,7 +381,8 @@ def prepare(con: duckdb.DuckDBPyConnection, suite: str, config: QualityConfig | 
         con.register("_evaluation_rows", evaluation)
         try:
             frame = warehouse.run_sql(con, "quality/split_interactions", dataset=scope["dataset"], setting=scope["setting"],
-                                      train_ratio=ratios[0], valid_ratio=ratios[1], test_ratio=ratios[2]).df()
+                                      min_rating=min_rating, train_ratio=ratios[0], valid_ratio=ratios[1],
+                                      test_ratio=ratios[2]).df()
         finally:
             con.unregister("_evaluation_rows")
         parameters = {"max_share_deviation": config.max_share_deviation}

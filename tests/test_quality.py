@@ -241,6 +241,22 @@ def test_per_user_split_skips_chronological_order(base_db):
     assert len(result.skipped) == 1 and "ts_epoch_seconds" in result.skipped[0] and "per_user" in result.skipped[0]
 
 
+@pytest.mark.parametrize("setting", ["noisy-natural", "noisy-random"])
+def test_noise_settings_pass_with_shares_over_clean_rows(db, setting):
+    from diffrec_core.splits import setting_config
+
+    config = setting_config(setting, 0.3)
+    with warehouse.connect(db) as con:
+        make_split(con, DS, config)
+        noise = con.execute("select count(*) from split_interactions s anti join interactions i using (dataset, user_id, item_id) "
+                            "where s.setting = $setting", {"setting": config.setting}).fetchall()[0][0]
+        low = con.execute("select count(*) from split_interactions s join interactions i using (dataset, user_id, item_id) "
+                          "where s.setting = $setting and i.rating < 4", {"setting": config.setting}).fetchall()[0][0]
+    assert noise + low > 0  # the setting holds rows besides the clean 7:1:2 ones
+    result = quality.validate(db, "split_interactions", dataset=DS, setting=config.setting)
+    assert result.success, result.message()
+
+
 def test_imported_split_checked_for_overlap_and_ids_only(db):
     with duckdb.connect(str(db)) as con:
         con.execute("update split_reports set method = 'imported' where setting = 'clean'")

@@ -1,14 +1,25 @@
 -- quality/split_interactions: one row per row of a (dataset, setting) split, with the columns
 -- the split_interactions suite checks: whether its ids are staged, in how many splits its
--- (user, item) pair appears, how far its split's share is from the configured ratio, the
+-- (user, item) pair appears, how far its split's share of the clean rows (staged interactions
+-- kept by the split's $min_rating; noise settings add other rows) is from the configured ratio, the
 -- latest timestamp of the earlier splits (chronological order), and, for test rows the
 -- evaluation uses (the registered relation `_evaluation_rows`, part 2 = test, from
 -- splits/load_split), whether the item appears in train.
 with split_rows as (
-    select split, user_id, item_id, ts
-    from split_interactions
-    where dataset = $dataset
-      and setting = $setting
+    select
+        s.split,
+        s.user_id,
+        s.item_id,
+        s.ts,
+        i.user_id is not null
+            and (cast($min_rating as double) is null or i.rating is null or i.rating >= cast($min_rating as double)) as clean
+    from split_interactions as s
+    left join interactions as i
+        on i.dataset = s.dataset
+       and i.user_id = s.user_id
+       and i.item_id = s.item_id
+    where s.dataset = $dataset
+      and s.setting = $setting
 ),
 pair_splits as (
     select user_id, item_id, count(distinct split) as splits_holding_pair
@@ -20,6 +31,7 @@ shares as (
         split,
         count(*) / sum(count(*)) over () as share
     from split_rows
+    where clean
     group by split
 ),
 bounds as (
@@ -43,11 +55,11 @@ select
     u.user_id is not null                                        as user_staged,
     i.item_id is not null                                        as item_staged,
     p.splits_holding_pair,
-    abs(s.share - case r.split
+    case when r.clean then abs(s.share - case r.split
         when 'train' then cast($train_ratio as double)
         when 'valid' then cast($valid_ratio as double)
         else cast($test_ratio as double)
-    end)                                                         as split_share_deviation,
+    end) end                                                     as split_share_deviation,
     case r.split
         when 'valid' then epoch(b.train_max_ts)
         when 'test' then epoch(b.train_valid_max_ts)
@@ -61,7 +73,7 @@ cross join bounds as b
 inner join pair_splits as p
     on p.user_id = r.user_id
    and p.item_id = r.item_id
-inner join shares as s
+left join shares as s
     on s.split = r.split
 left join users as u
     on u.dataset = $dataset
