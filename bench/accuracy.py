@@ -66,11 +66,11 @@ def denoiser_flops_per_row(model: torch.nn.Module) -> int:
     return sum(2 * m.in_features * m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear))
 
 
-def run_seed(data, run, device, side=None):
+def run_seed(data, run, device, side=None, max_seconds=None):
     model = build_model(run.model, data.n_users, data.n_items, seed=run.training.seed, side=side)
     # T-variants: the per-user time-weighted train matrix replaces the binary one as the input.
     inputs = model_input(data.train, data.train_order, time_weights_for(run))
-    result = fit(model, inputs, Target(data.valid, data.train), run.training, device=device)
+    result = fit(model, inputs, Target(data.valid, data.train), run.training, device=device, max_seconds=max_seconds)
     targets = {"valid": Target(data.valid, data.train), "test": Target(data.test, data.train + data.valid)}
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -94,6 +94,7 @@ def main(
     item_emb: Annotated[Optional[Path], typer.Option(help="L-variants: item embeddings (.npy) to cluster, instead of the config's clusters.source")] = None,
     n_clusters: Annotated[Optional[int], typer.Option(help="L-variants: override clusters.n_clusters")] = None,
     emb_cache: Annotated[Path, typer.Option(help="L-variants with clusters.source lightgcn: cache of our LightGCN item embeddings")] = ROOT / "artifacts" / "embeddings",
+    max_seconds: Annotated[Optional[float], typer.Option(help="per seed: stop training after the first epoch past this many seconds (keeps the best)")] = None,
     save_item_emb: Annotated[Optional[Path], typer.Option(help="save the first seed's item embeddings (.npy; models with item_embeddings(), e.g. lightgcn)")] = None,
 ) -> dict:
     """Train and evaluate MODEL on pre-split data with N seeds; write JSON and a markdown table."""
@@ -126,7 +127,7 @@ def main(
     t_all = time.perf_counter()
     for i in range(seeds):
         run = with_training(base, seed=base.training.seed + i, epochs=epochs, device=dev.type)
-        net, result, metrics, eval_seconds = run_seed(data, run, dev, side)
+        net, result, metrics, eval_seconds = run_seed(data, run, dev, side, max_seconds)
         if save_item_emb is not None and i == 0 and hasattr(net, "item_embeddings"):
             save_item_emb.parent.mkdir(parents=True, exist_ok=True)
             np.save(save_item_emb, net.item_embeddings())
@@ -136,6 +137,7 @@ def main(
             "test": {m: metrics["test"][m] for m in METRICS},
             "best_epoch": result.best_epoch,
             "epochs_run": result.epochs_run,
+            "stopped_by_time": result.stopped_by_time,
             "seconds_per_epoch": result.seconds_per_epoch,
             "seconds_per_eval": result.seconds_per_eval,
             "seconds_final_eval_valid_and_test": eval_seconds,

@@ -2,16 +2,17 @@
 
     python bench/l_suite.py --data ../shared/data --out bench/results/l-suite --device cuda
 
-1. LightGCN on ml-1m_clean, 3 seeds (seed 2023's item embeddings saved for step 3), and in
-   parallel a small grid of L-DiffRec settings on ml-1m_clean (authors' item_emb.npy, C = 2,
-   one seed), ranked on validation Recall@20 only.
-2. The best grid setting, 3 seeds each: ml-1m_clean on the authors' embeddings, ml-1m_clean on
-   our LightGCN embeddings, ml-1m_noisy on the authors' noisy-split embeddings; and the C = 1..5
-   sweep on our embeddings (one seed; C = 2 is seed 2023 of the run above).
-3. Per-model summaries (mean ± std over seeds of the test metrics) as JSON and markdown.
+1. LightGCN on ml-1m_clean, 3 seeds; seed 2023's item embeddings are saved for step 3.
+2. L-DiffRec with C = 2 on the authors' item_emb.npy, ml-1m_clean and ml-1m_noisy, 3 seeds, for
+   both decoder variants (per-cluster decoders; the authors' one shared layer).
+3. Once LightGCN seed 2023 is done: L-DiffRec on our LightGCN embeddings (both variants, 3 seeds)
+   and the C = 1, 3, 4, 5 sweep (per-cluster variant, seed 2023; C = 2 is that seed's run above).
+4. Per-run summaries (mean ± std over seeds of the test metrics) as JSON and markdown, and per
+   (dataset, embeddings) the decoder variant chosen on mean validation Recall@20 only.
 
-Every run is one process (``--seeds 1 --first-seed S --threads 1``); a run that outlives its
-phase's time limit is stopped and reported missing.
+Every run is one process (``--seeds 1 --first-seed S --threads 1``). Training stops early
+enough for the final evaluation before the suite's deadline (``--max-seconds``, recorded as
+``stopped_by_time``); a run still going at the deadline is killed and reported missing.
 """
 
 from __future__ import annotations
@@ -31,14 +32,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
 SEEDS = (2023, 2024, 2025)
-GRID = {  # name -> overrides of configs/ml-1m_clean/ldiffrec.yaml (model params / training)
-    "pc-lr1e-3": ({"decoder": "per_cluster"}, {"lr": 1e-3}),
-    "sh-lr1e-3": ({"decoder": "shared"}, {"lr": 1e-3}),
-    "pc-lr5e-4": ({"decoder": "per_cluster"}, {"lr": 5e-4}),
-    "sh-lr5e-4": ({"decoder": "shared"}, {"lr": 5e-4}),
-    "pc-lr2e-3": ({"decoder": "per_cluster"}, {"lr": 2e-3}),
-    "sh-lr2e-3": ({"decoder": "shared"}, {"lr": 2e-3}),
+VARIANTS = {  # name -> overrides of configs/<dataset>/ldiffrec.yaml (model params, training)
+    "per_cluster": ({"decoder": "per_cluster"}, {}),
+    "shared": ({"decoder": "shared"}, {}),
 }
+SWEEP_VARIANT = "per_cluster"
 
 
 def write_config(base: Path, params: dict, training: dict, path: Path) -> Path:
@@ -53,14 +51,17 @@ def write_config(base: Path, params: dict, training: dict, path: Path) -> Path:
 class Pool:
     """Background bench/accuracy.py processes, each logging to its own file."""
 
-    def __init__(self, out: Path, device: str):
+    def __init__(self, out: Path, device: str, deadline: float, margin: float = 75.0):
         self.out, self.device, self.procs = out, device, {}
+        self.deadline, self.margin = deadline, margin
 
     def start(self, name: str, splits: Path, model: str, seed: int, extra: list[str]) -> None:
         log = open(self.out / "logs" / f"{name}.log", "w")
         cmd = [sys.executable, str(ROOT / "bench" / "accuracy.py"), "--splits", str(splits), "--model", model,
                "--seeds", "1", "--first-seed", str(seed), "--threads", "1", "--device", self.device,
-               "--out", str(self.out / "runs" / f"{name}.json"), *extra]
+               "--out", str(self.out / "runs" / f"{name}.json"),
+               # training stops in time for the final evaluation before the suite's deadline
+               "--max-seconds", f"{max(self.deadline - time.monotonic() - self.margin, 10.0):.0f}", *extra]
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
         self.procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
 
@@ -120,76 +121,79 @@ def main(
     data: Annotated[Path, typer.Option(help="folder holding ml-1m_clean/ and ml-1m_noisy/ in the authors' format")],
     out: Annotated[Path, typer.Option(help="output folder")],
     device: Annotated[str, typer.Option(help="cuda or cpu")] = "cuda",
-    grid_seconds: Annotated[int, typer.Option(help="time limit of the grid phase")] = 200,
-    final_seconds: Annotated[int, typer.Option(help="time limit of the final phase")] = 270,
-    max_epochs: Annotated[int, typer.Option(help="epoch cap of every run")] = 300,
+    seconds: Annotated[int, typer.Option(help="time limit of the whole suite; runs still going then are stopped")] = 480,
+    max_epochs: Annotated[int, typer.Option(help="epoch cap of every run")] = 400,
 ) -> None:
     t0 = time.monotonic()
+    deadline = t0 + seconds
     for sub in ("logs", "runs", "configs"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    pool = Pool(out, device)
+    pool = Pool(out, device, deadline)
     clean, noisy = data / "ml-1m_clean", data / "ml-1m_noisy"
     ours = out / "lightgcn-item-emb-ml-1m_clean-seed2023.npy"
     cap = ["--epochs", str(max_epochs)]
+    configs = {
+        (ds, v): write_config(ROOT / "configs" / ds / "ldiffrec.yaml", params, training, out / "configs" / f"{ds}-{v}.yaml")
+        for ds in ("ml-1m_clean", "ml-1m_noisy") for v, (params, training) in VARIANTS.items()
+    }
+    names: dict[str, list[str]] = {}
 
-    # Phase 1: LightGCN (3 seeds) and the L-DiffRec grid (validation only).
-    gcn = [f"lightgcn-clean-s{s}" for s in SEEDS]
-    for s, name in zip(SEEDS, gcn):
-        pool.start(name, clean, "lightgcn", s, cap + (["--save-item-emb", str(ours)] if s == SEEDS[0] else []))
-    base = ROOT / "configs" / "ml-1m_clean" / "ldiffrec.yaml"
-    for name, (params, training) in GRID.items():
-        cfg = write_config(base, params, training, out / "configs" / f"grid-{name}.yaml")
-        pool.start(f"grid-{name}", clean, "ldiffrec", SEEDS[0], cap + ["--config", str(cfg), "--item-emb", str(clean / "item_emb.npy")])
-    pool.wait([f"grid-{n}" for n in GRID], t0 + grid_seconds)
-    grid = {n: pool.result(f"grid-{n}") for n in GRID}
-    ranked = sorted((r["valid_mean"]["recall@20"], n) for n, r in grid.items() if r is not None)
-    if not ranked:
-        raise SystemExit("error: no grid run finished")
-    best = ranked[-1][1]
-    print(json.dumps({"grid_valid_recall@20": {n: v for v, n in ranked}, "best": best}), flush=True)
-    params, training = GRID[best]
-    best_clean = write_config(base, params, training, out / "configs" / "best-ml-1m_clean.yaml")
-    best_noisy = write_config(ROOT / "configs" / "ml-1m_noisy" / "ldiffrec.yaml", params, training, out / "configs" / "best-ml-1m_noisy.yaml")
+    def group(key: str, splits: Path, model: str, extra_for_seed) -> None:
+        names[key] = [f"{key}-s{s}" for s in SEEDS]
+        for s, name in zip(SEEDS, names[key]):
+            pool.start(name, splits, model, s, cap + extra_for_seed(s))
 
-    # Phase 2: the chosen setting with 3 seeds, on both embeddings, noisy, and the C sweep.
-    t1 = time.monotonic()
-    authors = [f"ldiffrec-clean-authors-s{s}" for s in SEEDS]
-    for s, name in zip(SEEDS, authors):
-        pool.start(name, clean, "ldiffrec", s, cap + ["--config", str(best_clean), "--item-emb", str(clean / "item_emb.npy")])
-    noisy_runs = [f"ldiffrec-noisy-authors-s{s}" for s in SEEDS]
-    for s, name in zip(SEEDS, noisy_runs):
-        pool.start(name, noisy, "ldiffrec", s, cap + ["--config", str(best_noisy), "--item-emb", str(noisy / "item_emb.npy")])
-    pool.wait([gcn[0]], t1 + final_seconds - 60)
-    own = [f"ldiffrec-clean-lightgcn-s{s}" for s in SEEDS]
-    sweep = [f"ldiffrec-clean-lightgcn-C{c}" for c in (1, 3, 4, 5)]
+    # LightGCN (3 seeds; seed 2023's item embeddings feed the runs on our embeddings).
+    group("lightgcn-clean", clean, "lightgcn", lambda s: ["--save-item-emb", str(ours)] if s == SEEDS[0] else [])
+    # L-DiffRec, C = 2, on the authors' embeddings: both decoder variants, clean and noisy.
+    for v in VARIANTS:
+        group(f"ldiffrec-clean-authors-{v}", clean, "ldiffrec",
+              lambda s, v=v: ["--config", str(configs["ml-1m_clean", v]), "--item-emb", str(clean / "item_emb.npy")])
+        group(f"ldiffrec-noisy-authors-{v}", noisy, "ldiffrec",
+              lambda s, v=v: ["--config", str(configs["ml-1m_noisy", v]), "--item-emb", str(noisy / "item_emb.npy")])
+    pool.wait([names["lightgcn-clean"][0]], deadline - 150)
+    sweep = {c: f"ldiffrec-clean-lightgcn-{SWEEP_VARIANT}-C{c}" for c in (1, 3, 4, 5)}
     if ours.is_file():
-        for s, name in zip(SEEDS, own):
-            pool.start(name, clean, "ldiffrec", s, cap + ["--config", str(best_clean), "--item-emb", str(ours)])
-        for c, name in zip((1, 3, 4, 5), sweep):
-            pool.start(name, clean, "ldiffrec", SEEDS[0], cap + ["--config", str(best_clean), "--item-emb", str(ours), "--n-clusters", str(c)])
+        for v in VARIANTS:
+            group(f"ldiffrec-clean-lightgcn-{v}", clean, "ldiffrec",
+                  lambda s, v=v: ["--config", str(configs["ml-1m_clean", v]), "--item-emb", str(ours)])
+        for c, name in sweep.items():
+            pool.start(name, clean, "ldiffrec", SEEDS[0], cap + ["--config", str(configs["ml-1m_clean", SWEEP_VARIANT]),
+                                                                   "--item-emb", str(ours), "--n-clusters", str(c)])
     else:
         print("no LightGCN embeddings in time: L-DiffRec on our embeddings skipped", flush=True)
-    started = [n for n in [*gcn, *authors, *noisy_runs, *own, *sweep] if n in pool.procs]
-    pool.wait(started, t1 + final_seconds)
+    pool.wait(list(pool.procs), deadline)
 
-    rows = [s for s in (
-        summary(pool, gcn, "LightGCN"),
-        summary(pool, authors, f"L-DiffRec C=2, authors' item_emb.npy ({best})"),
-        summary(pool, own, f"L-DiffRec C=2, our LightGCN embeddings ({best})"),
-        summary(pool, noisy_runs, f"L-DiffRec C=2, authors' item_emb.npy ({best})"),
-    ) if s is not None]
+    rows = []
+    for key, runs in names.items():
+        label = key.replace("ldiffrec-", "L-DiffRec C=2 ").replace("lightgcn-clean", "LightGCN")
+        row = summary(pool, runs, label)
+        if row is not None:
+            rows.append(row)
+    # Selection on validation only: per (dataset, embeddings), the decoder variant with the best mean valid Recall@20.
+    chosen = {}
+    for prefix in ("ldiffrec-clean-authors", "ldiffrec-noisy-authors", "ldiffrec-clean-lightgcn"):
+        scored = []
+        for v in VARIANTS:
+            r = summary(pool, names.get(f"{prefix}-{v}", []), v) if f"{prefix}-{v}" in names else None
+            if r is not None and not r["missing"]:
+                scored.append((r["valid_mean"]["recall@20"], v))
+        if scored:
+            chosen[prefix] = max(scored)[1]
     sweep_rows = {}
-    for c, name in [(1, sweep[0]), (2, own[0]), (3, sweep[1]), (4, sweep[2]), (5, sweep[3])]:
-        r = pool.result(name)
+    own_first = names.get(f"ldiffrec-clean-lightgcn-{SWEEP_VARIANT}", [None])[0]
+    for c, name in sorted([*sweep.items(), (2, own_first)]):
+        r = pool.result(name) if name else None
         if r is not None:
             sweep_rows[c] = {"test": r["per_seed"][0]["test"], "valid": r["per_seed"][0]["valid"], "params": r["params"],
                              "sizes": (r.get("clusters") or {}).get("sizes")}
-    result = {"grid": {n: (r["valid_mean"] if r else None) for n, r in grid.items()}, "best": best, "summaries": rows,
-              "c_sweep": sweep_rows, "seconds": time.monotonic() - t0}
+    result = {"variants": {v: {"params": p, "training": t} for v, (p, t) in VARIANTS.items()}, "chosen_on_validation": chosen,
+              "summaries": rows, "c_sweep": {"variant": SWEEP_VARIANT, "seed": SEEDS[0], "runs": sweep_rows},
+              "seconds": time.monotonic() - t0}
     (out / "summary.json").write_text(json.dumps(result, indent=2))
     (out / "summary.md").write_text(markdown(rows))
     print(markdown(rows), flush=True)
-    print(json.dumps({"c_sweep": {c: v["test"]["recall@20"] for c, v in sweep_rows.items()}}), flush=True)
+    print(json.dumps({"chosen_on_validation": chosen, "c_sweep": {c: v["test"]["recall@20"] for c, v in sweep_rows.items()}}), flush=True)
 
 
 if __name__ == "__main__":

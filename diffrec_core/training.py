@@ -53,6 +53,7 @@ class FitResult:
     seconds_per_eval: float = 0.0
     seconds_to_best: float = 0.0
     seconds_total: float = 0.0
+    stopped_by_time: bool = False
 
 
 def make_scorer(model: Recommender, inputs: sp.csr_matrix, device: torch.device) -> Callable[[np.ndarray], torch.Tensor]:
@@ -80,10 +81,13 @@ def fit(
     device: torch.device | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     progress: bool = False,
+    max_seconds: float | None = None,
 ) -> FitResult:
     """Train ``model`` on ``inputs`` (n_users, n_items) and keep the state with the best validation Recall@20.
 
-    The best weights are loaded back into ``model`` before returning.
+    The best weights are loaded back into ``model`` before returning. With ``max_seconds`` the
+    loop also stops after the first epoch that ends past that wall-clock budget
+    (``FitResult.stopped_by_time``).
     """
     device = device or select_device(cfg.device)
     if cfg.threads:
@@ -109,6 +113,7 @@ def fit(
     history: list[dict[str, Any]] = []
     epoch_times, eval_times = [], []
     epoch = 0
+    stopped_by_time = False
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         t0 = time.perf_counter()
@@ -150,6 +155,9 @@ def fit(
             on_epoch(record)
         if epoch - best["epoch"] >= cfg.patience and best["epoch"] > 0:
             break
+        if max_seconds is not None and time.perf_counter() - t_start > max_seconds:
+            stopped_by_time = True
+            break
     if best["state"] is not None:
         model.load_state_dict(best["state"])
     return FitResult(
@@ -161,6 +169,7 @@ def fit(
         seconds_per_eval=statistics.median(eval_times) if eval_times else 0.0,
         seconds_to_best=best["time"],
         seconds_total=time.perf_counter() - t_start,
+        stopped_by_time=stopped_by_time,
     )
 
 
