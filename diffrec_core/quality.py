@@ -369,8 +369,7 @@ def prepare(con: duckdb.DuckDBPyConnection, suite: str, config: QualityConfig | 
         ratios = tuple(float(r) for r in scope.pop("ratios", (0.7, 0.1, 0.2)))
         if len(ratios) != 3:
             raise ValueError(f"quality suite split_interactions: ratios must be (train, valid, test), got {ratios}")
-        found = con.execute("select method, min_rating from split_reports where dataset = $dataset and setting = $setting",
-                            {"dataset": scope["dataset"], "setting": scope["setting"]}).fetchall()
+        found = warehouse.run_sql(con, "quality/split_setting", dataset=scope["dataset"], setting=scope["setting"]).fetchall()
         if not found:
             raise ValueError(f"dataset {scope['dataset']!r} has no split setting {scope['setting']!r} in split_reports")
         row, min_rating = found[0]
@@ -391,9 +390,8 @@ def prepare(con: duckdb.DuckDBPyConnection, suite: str, config: QualityConfig | 
         frame = warehouse.run_sql(con, "quality/item_embeddings", dataset=scope["dataset"], embedding_run=scope["embedding_run"]).df()
     elif suite == "item_clusters":
         if scope.get("n_clusters") is None:
-            found = [r[0] for r in con.execute(
-                "select distinct n_clusters from item_clusters where embedding_run = $run and dataset = $dataset order by 1",
-                {"run": scope["embedding_run"], "dataset": scope["dataset"]}).fetchall()]
+            found = [r[0] for r in warehouse.run_sql(con, "quality/cluster_counts", embedding_run=scope["embedding_run"],
+                                                     dataset=scope["dataset"]).fetchall()]
             if len(found) != 1:
                 raise ValueError(f"embedding run {scope['embedding_run']!r} of dataset {scope['dataset']!r} has clusterings "
                                  f"for n_clusters in {found}: pass n_clusters")
@@ -401,11 +399,11 @@ def prepare(con: duckdb.DuckDBPyConnection, suite: str, config: QualityConfig | 
         frame = warehouse.run_sql(con, "quality/item_clusters", dataset=scope["dataset"], embedding_run=scope["embedding_run"],
                                   n_clusters=int(scope["n_clusters"])).df()
     else:  # recommendations
-        if warehouse.scalar(con, "select count(*) from model_runs where run_id = $run_id", run_id=scope["run_id"]) == 0:
+        runs, max_rank = warehouse.run_sql(con, "quality/run_ranks", run_id=scope["run_id"]).fetchall()[0]
+        if runs == 0:
             raise ValueError(f"no model run {scope['run_id']!r} in the warehouse")
         if scope.get("k") is None:
-            scope["k"] = int(warehouse.scalar(con, "select coalesce(max(rank), 1) from recommendations where run_id = $run_id",
-                                              run_id=scope["run_id"]))
+            scope["k"] = int(max_rank)
         frame = warehouse.run_sql(con, "quality/recommendations", run_id=scope["run_id"], k=int(scope["k"])).df()
         parameters = {"k": int(scope["k"])}
     return frame, parameters, context, scope
@@ -460,15 +458,12 @@ class Report:
 
 def scopes(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict[str, Any]]]:
     """Every scope the warehouse holds per suite: datasets, split settings, embedding runs, published runs."""
-    rows = lambda sql: con.execute(sql).fetchall()  # noqa: E731
-    return {
-        "raw_interactions": [{"dataset": d} for (d,) in rows("select distinct dataset from raw_interactions order by 1")],
-        "split_interactions": [{"dataset": d, "setting": s} for d, s in rows("select dataset, setting from split_reports order by 1, 2")],
-        "item_embeddings": [{"dataset": d, "embedding_run": r} for r, d in rows("select distinct embedding_run, dataset from item_embeddings order by 1, 2")],
-        "item_clusters": [{"dataset": d, "embedding_run": r, "n_clusters": n} for r, d, n in
-                          rows("select distinct embedding_run, dataset, n_clusters from item_clusters order by 1, 2, 3")],
-        "recommendations": [{"run_id": r} for (r,) in rows("select run_id from published order by dataset")],
-    }
+    found: dict[str, list[dict[str, Any]]] = {suite: [] for suite in SUITES}
+    names = ("dataset", "setting", "embedding_run", "n_clusters", "run_id")
+    for suite, *values in warehouse.run_sql(con, "quality/scopes").fetchall():
+        scope = {k: v for k, v in zip(names, values) if v is not None and k in SCOPE_KEYS[suite]}
+        found[suite].append(scope)
+    return found
 
 
 def build_report(warehouse_path: str | Path, out_dir: str | Path = "reports/quality", config: QualityConfig | None = None,
