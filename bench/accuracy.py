@@ -70,7 +70,8 @@ def run_seed(data, run, device, side=None, max_seconds=None):
     model = build_model(run.model, data.n_users, data.n_items, seed=run.training.seed, side=side)
     # T-variants: the per-user time-weighted train matrix replaces the binary one as the input.
     inputs = model_input(data.train, data.train_order, time_weights_for(run))
-    result = fit(model, inputs, Target(data.valid, data.train), run.training, device=device, max_seconds=max_seconds)
+    result = fit(model, inputs, Target(data.valid, data.train), run.training, device=device, max_seconds=max_seconds,
+                 on_epoch=lambda rec: print(json.dumps(rec), file=sys.stderr, flush=True))
     targets = {"valid": Target(data.valid, data.train), "test": Target(data.test, data.train + data.valid)}
     if device.type == "cuda":
         torch.cuda.synchronize()
