@@ -58,6 +58,7 @@ class FitResult:
 
 def make_scorer(model: Recommender, inputs: sp.csr_matrix, device: torch.device) -> Callable[[np.ndarray], torch.Tensor]:
     """Scores for a batch of user ids, from their rows of ``inputs``."""
+    model.prepare(inputs)
 
     def scorer(rows: np.ndarray) -> torch.Tensor:
         users = torch.from_numpy(np.asarray(rows, dtype=np.int64)).to(device)

@@ -1,0 +1,57 @@
+"""LightGCN: the model contract, the normalised adjacency, and its item embeddings."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from diffrec_core.config import ModelConfig, TrainingConfig
+from diffrec_core.models.base import Batch
+from diffrec_core.models.lightgcn import normalized_adjacency
+from diffrec_core.models.registry import build_model
+from test_models import RecommenderContract
+
+
+class TestLightGCN(RecommenderContract):
+    name = "lightgcn"
+    params = {"emb_size": 16, "n_layers": 2, "reg": 1e-4}
+    training = TrainingConfig(epochs=30, batch_size=50, lr=3e-2, patience=30, eval_every=10, seed=7)
+
+
+def test_adjacency_is_symmetric_normalised_on_a_tiny_graph():
+    # users 0, 1; items 0, 1, 2: u0-i0, u0-i1, u1-i1; item 2 has no edge.
+    train = sp.csr_matrix(np.array([[1, 1, 0], [0, 1, 0]], dtype=np.float32))
+    adj = normalized_adjacency(train).toarray()
+    deg = np.array([2, 1, 1, 2, 0], dtype=np.float64)  # u0, u1, i0, i1, i2
+    a = np.zeros((5, 5))
+    for u, i in [(0, 0), (0, 1), (1, 1)]:
+        a[u, 2 + i] = a[2 + i, u] = 1.0
+    with np.errstate(divide="ignore"):
+        inv = np.where(deg > 0, deg ** -0.5, 0.0)
+    expected = inv[:, None] * a * inv[None, :]
+    np.testing.assert_allclose(adj, expected, rtol=1e-6)
+    assert np.allclose(adj, adj.T)
+    assert adj[4].sum() == 0 and adj[:, 4].sum() == 0  # an isolated item stays isolated
+    assert adj[0, 2] == pytest.approx(1 / np.sqrt(2 * 1))
+
+
+def test_propagation_is_the_mean_of_layer_outputs():
+    train = sp.csr_matrix(np.array([[1, 1, 0], [0, 1, 1]], dtype=np.float32))
+    model = build_model(ModelConfig(name="lightgcn", params={"emb_size": 4, "n_layers": 2}), 2, 3, seed=0)
+    model.prepare(train)
+    e0 = torch.cat([model.user_emb.weight, model.item_emb.weight]).detach()
+    a = torch.from_numpy(normalized_adjacency(train).toarray())
+    expected = (e0 + a @ e0 + a @ a @ e0) / 3
+    users, items = model.propagate()
+    torch.testing.assert_close(torch.cat([users, items]).detach(), expected, rtol=1e-5, atol=1e-6)
+    scores = model.eval().score(Batch(users=torch.tensor([1]), x=torch.zeros(1, 3)))
+    torch.testing.assert_close(scores, expected[1:2] @ expected[2:].T, rtol=1e-5, atol=1e-6)
+    assert model.item_embeddings().shape == (3, 4)
+
+
+def test_scoring_without_a_graph_says_what_to_do():
+    model = build_model(ModelConfig(name="lightgcn"), 2, 3, seed=0)
+    with pytest.raises(ValueError, match="prepare"):
+        model.score(Batch(users=torch.tensor([0]), x=torch.zeros(1, 3)))
+    with pytest.raises(ValueError, match="built for 2 users x 3 items"):
+        model.prepare(sp.csr_matrix((3, 3), dtype=np.float32))
