@@ -164,3 +164,20 @@ def clusters_for_presplit(
     labels = clustering.kmeans(vectors, clusters.n_clusters, clusters.seed)
     info["sizes"] = clustering.cluster_report(labels, clusters.n_clusters).sizes
     return labels, info
+
+
+def clusters_for(run: RunConfig):
+    """The ``ClustersConfig`` of an L-variant run (None for a model without item clusters).
+
+    The pipeline embeds with our LightGCN; the authors' embeddings exist only beside their
+    pre-split data, so ``source: authors`` is refused here (use bench/accuracy.py).
+    """
+    from diffrec_core.models.registry import spec, validate_params
+
+    if "item_clusters" not in spec(run.model.name).side:
+        return None
+    clusters = validate_params(run.model).clusters
+    if clusters.source != "lightgcn":
+        raise ValueError(f"model.params.clusters.source {clusters.source!r} works only on the authors' pre-split data "
+                         "(bench/accuracy.py); the pipeline clusters our own LightGCN embeddings: use 'lightgcn'")
+    return clusters

@@ -16,11 +16,11 @@ from typing import Any
 import pandas as pd
 import torch
 
-from diffrec_core import interactions, warehouse
+from diffrec_core import embeddings, interactions, warehouse
 from diffrec_core.config import InferenceConfig, RunConfig
 from diffrec_core.evaluation import Target
 from diffrec_core.models.base import Batch
-from diffrec_core.models.registry import build_model, time_weights_for, validate_params
+from diffrec_core.models.registry import build_model, spec, time_weights_for, validate_params
 from diffrec_core.recommend import top_k
 from diffrec_core.training import evaluate_model, fit, load_checkpoint, save_checkpoint, select_device
 
@@ -61,14 +61,22 @@ def train_run(
     artifacts_dir: str | Path,
     *,
     progress: bool = False,
+    embedding_run: str | None = None,
 ) -> str:
     """Train ``run`` on the (dataset, setting) split; save the best checkpoint; record it in ``model_runs``.
 
+    L-variants take their item clusters from ``embedding_run`` (``diffrec_core.embeddings``).
     Returns the run id. A failed training leaves the run marked ``failed``.
     """
-    validate_params(run.model)
+    params = validate_params(run.model)
+    side = None
     with warehouse.connect(warehouse_path, read_only=True) as con:
         data = interactions.load_split(con, dataset, setting)
+        if "item_clusters" in spec(run.model.name).side:
+            if embedding_run is None:
+                raise ValueError(f"model {run.model.name!r} needs item clusters: run the embed and cluster steps first (the pipeline does)")
+            c = params.clusters
+            side = {"item_clusters": embeddings.item_clusters(con, embedding_run, dataset, c.n_clusters, c.seed)}
     run_id = new_run_id(run.model.name)
     with warehouse.connect(warehouse_path) as con:
         warehouse.record_model_run(
@@ -76,7 +84,7 @@ def train_run(
             config=run.model_dump(mode="json"), status="running", started_at=_now(),
         )
     try:
-        model = build_model(run.model, data.n_users, data.n_items, seed=run.training.seed)
+        model = build_model(run.model, data.n_users, data.n_items, seed=run.training.seed, side=side)
         inputs = interactions.model_input(data.train, data.train_order, time_weights_for(run))
         result = fit(model, inputs, Target(data.valid, data.train), run.training, progress=progress)
         ckpt = save_checkpoint(Path(artifacts_dir) / run_id, model, run, data.n_users, data.n_items, {"dataset": dataset, "setting": setting})
@@ -93,6 +101,7 @@ def train_run(
         "seconds_total": result.seconds_total,
         "params": sum(p.numel() for p in model.parameters()),
         **_peak_memory(),
+        **({"embedding_run": embedding_run} if side is not None else {}),
     }
     with warehouse.connect(warehouse_path) as con:
         warehouse.update_model_run(con, run_id, status="trained", metrics=metrics, checkpoint_path=str(ckpt), finished_at=_now())

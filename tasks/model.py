@@ -9,9 +9,9 @@ from diffrec_core.config import InferenceConfig, RunConfig
 
 
 @task(name="train")
-def train(warehouse_path: str, dataset: str, setting: str, run: RunConfig, artifacts_dir: str) -> str:
-    """Train and checkpoint a model; returns its run id."""
-    return runs.train_run(warehouse_path, dataset, setting, run, artifacts_dir)
+def train(warehouse_path: str, dataset: str, setting: str, run: RunConfig, artifacts_dir: str, embedding_run: str | None = None) -> str:
+    """Train and checkpoint a model (L-variants: with the clusters of ``embedding_run``); returns its run id."""
+    return runs.train_run(warehouse_path, dataset, setting, run, artifacts_dir, embedding_run=embedding_run)
 
 
 @task(name="evaluate")
