@@ -152,6 +152,18 @@ def test_reader_sees_only_complete_runs_during_nightly_runs(harness, tmp_path):
             seen.add(run["run_id"])
     assert seen == {first.run_id, third.run_id}
 
+    # the same night again from the command line: nothing new, the published model is reused as it is
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    config = tmp_path / "fast.json"
+    config.write_text(json.dumps(FAST_RUN.model_dump(mode="json")))
+    out = CliRunner().invoke(app, ["nightly", "--landing", str(landing), "--config", str(config), "-k", str(K),
+                                   "--warehouse", str(w), "--artifacts", str(tmp_path / "art")])
+    assert out.exit_code == 0, out.output
+    assert f"model {third.run_id} (reused) published" in out.output and "already up to date" in out.output
+
     # sharded on Dask (2 workers) wrote what the unsharded path writes
     sharded = _recs(w, third.run_id)
     copy = tmp_path / "copy.duckdb"

@@ -196,3 +196,14 @@ def test_read_helpers_and_consumer_views(copy):
         con.execute("select 1")
     lineage = warehouse.read_query(w, "select * from run_lineage where run_id = $r", {"r": run_id})
     assert set(lineage["role"]) == {"train"} and lineage["n_recommendations"].iloc[0] > 0
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--landing", "/no/such/folder"], "no such folder"),
+    (["--task-runner", "ray"], "--task-runner must be thread or dask"),
+])
+def test_nightly_cli_rejects_bad_options(tmp_path, args, message):
+    from flows.cli import app
+
+    out = CliRunner().invoke(app, ["nightly", *args, "--warehouse", str(tmp_path / "w.duckdb")])
+    assert out.exit_code == 1 and message in out.output and not (tmp_path / "w.duckdb").exists()
