@@ -283,7 +283,7 @@ def validate_frame(
 
 def interpret(result, frame: pd.DataFrame, suite: str, scope: dict[str, Any], skipped: list[str], seconds: float) -> QualityResult:
     """A ``QualityResult`` from GE's suite validation result, with offending rows from ``frame``."""
-    failures: list[tuple[int, Failure]] = []
+    failures: list[Failure] = []
     for r in result.results:
         if r.success:
             continue
