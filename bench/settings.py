@@ -12,8 +12,10 @@ w_min); that configuration is then trained on every noisy split. Every setting i
 the same clean test set, with the setting's own train+valid items masked. Validation only
 ever selects; the test numbers are reported once per (setting, model).
 
-Writes <out>.json (every run), <out>.md (test Recall/NDCG@10/20 per dataset, setting and
-model) and <out>-recall20.png (test Recall@20 against the random-noise proportion).
+Writes <out>-<dataset>.json (every run, saved after each, so an interrupted command resumes
+where it stopped), <out>.md (test Recall/NDCG@10/20 per dataset, setting and model) and
+<out>-recall20.png (test Recall@20 against the random-noise proportion), over every
+<out>-*.json present.
 """
 
 from __future__ import annotations
@@ -129,7 +131,7 @@ def trials_for(model: str, dataset: str, chosen: dict[str, RunConfig], training:
 
 def main(
     data: Annotated[list[Path], typer.Option("--data", help="raw interaction log (repeat for several)")],
-    out: Annotated[Path, typer.Option(help="output stem: <out>.json, <out>.md, <out>-recall20.png")] = Path("bench/results/settings"),
+    out: Annotated[Path, typer.Option(help="output stem: <out>-<dataset>.json per dataset, <out>.md and <out>-recall20.png over all")] = Path("bench/results/settings"),
     models: Annotated[str, typer.Option(help=f"comma-separated models, of {', '.join(MODELS)}; unregistered ones are skipped")] = ",".join(DEFAULT_MODELS),
     method: Annotated[str, typer.Option(help="split method: per_user or global")] = "per_user",
     ratios: Annotated[str, typer.Option(help="random-noise proportions")] = ",".join(map(str, RATIOS)),
@@ -139,7 +141,9 @@ def main(
     threads: Annotated[int, typer.Option(help="torch CPU threads")] = 1,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "cpu",
     work_dir: Annotated[Optional[Path], typer.Option(help="scratch folder for the warehouse (default: a temporary one)")] = None,
+    resume: Annotated[bool, typer.Option(help="keep the runs already in <out>-<dataset>.json made with the same options")] = True,
 ) -> None:
+    """Every setting of every raw log, every model: grid on clean validation, then each setting; table and plot."""
     torch.set_num_threads(threads)
     dev = select_device(device)
     p_values = tuple(float(p) for p in ratios.split(","))
@@ -148,54 +152,92 @@ def main(
     skipped = [m for m in wanted if m not in registered]
     wanted = [m for m in wanted if m in registered]
     # base models before their variants
-    wanted.sort(key=lambda m: (m in VARIANTS, MODELS.index(m) if m in MODELS else 99))
+    wanted.sort(key=lambda m: MODELS.index(m) if m in MODELS else 99)  # each variant after its base
     for m in wanted:
         if m in VARIANTS and VARIANTS[m][0] not in wanted:
             raise SystemExit(f"error: {m} needs its base model {VARIANTS[m][0]} in --models")
     training = {"epochs": max_epochs, "patience": patience, "seed": seed, "threads": threads, "device": dev.type}
-    results: dict[str, Any] = {"method": method, "ratios": p_values, "models": wanted, "skipped_models": skipped,
-                               "training": training, "grids": GRIDS, "w_min_grid": W_MIN_GRID, "datasets": {}}
+    options = {"method": method, "ratios": list(p_values), "training": training, "grids": GRIDS, "w_min_grid": W_MIN_GRID}
     scratch = tempfile.TemporaryDirectory() if work_dir is None else None
     root = Path(scratch.name) if scratch else work_dir
     root.mkdir(parents=True, exist_ok=True)
-    t_all = time.perf_counter()
+    out.parent.mkdir(parents=True, exist_ok=True)
     for data_path in data:
+        t_start = time.perf_counter()
         wh_path = root / f"{data_path.parent.name}-{data_path.stem}.duckdb"
+        if wh_path.exists():
+            wh_path.unlink()
         dataset, settings, reports = prepare(data_path, wh_path, method, p_values, seed)
+        json_path = out.with_name(f"{out.name}-{dataset}.json")
+        entry: dict[str, Any] = {"dataset": dataset, **options, "models": wanted, "skipped_models": skipped,
+                                 "splits": reports, "grid": {}, "chosen": {}, "runs": {}, "seconds": 0.0}
+        if resume and json_path.exists():
+            previous = json.loads(json_path.read_text())
+            if all(previous.get(k) == v for k, v in options.items()) and previous.get("splits") == reports:
+                entry.update({k: previous[k] for k in ("grid", "chosen", "runs", "seconds")})
         with warehouse.connect(wh_path, read_only=True) as con:
             split_data = {s: load_split(con, dataset, s) for s in settings}
         clean_test = split_data["clean"].test
         side_data = _side_data_factory(dataset, training)
-        entry: dict[str, Any] = {"splits": reports, "grid": {}, "chosen": {}, "runs": {}}
+
+        def save() -> None:
+            entry["device"] = torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu"
+            json_path.write_text(json.dumps(entry, indent=2))
+            render(out)
+
         chosen: dict[str, RunConfig] = {}
         for model in wanted:
             needs_side = bool(getattr(spec(model), "side", ()))
+            done = {json.dumps(t["overrides"], sort_keys=True): t for t in entry["grid"].get(model, [])}
             trials = []
             for overrides, run in trials_for(model, dataset, chosen, training):
+                key = json.dumps(overrides, sort_keys=True)
+                if key in done and done[key]["config"] == run.model_dump(mode="json"):
+                    trials.append(done[key])
+                    continue
+                t0 = time.perf_counter()
                 r = train_and_test(run, "clean", split_data["clean"], clean_test, dev, side_data if needs_side else None)
                 trials.append({"overrides": overrides, **r, "config": run.model_dump(mode="json")})
+                entry["grid"][model] = trials + [t for k, t in done.items() if k not in {json.dumps(x["overrides"], sort_keys=True) for x in trials}]
+                entry["seconds"] += time.perf_counter() - t0
+                save()
                 print(json.dumps({"dataset": dataset, "model": model, "grid": overrides,
                                   "valid_recall@20": round(r["valid"]["recall@20"], 4), "seconds": round(r["seconds"], 1)}), flush=True)
+            entry["grid"][model] = trials
             best = max(range(len(trials)), key=lambda i: trials[i]["valid"]["recall@20"])
             chosen[model] = RunConfig.model_validate(trials[best]["config"])
-            entry["grid"][model] = [{k: t[k] for k in ("overrides", "valid", "best_epoch", "seconds")} for t in trials]
+            if entry["chosen"].get(model) != trials[best]["overrides"]:
+                for by_model in entry["runs"].values():  # runs of another choice are stale
+                    by_model.pop(model, None)
             entry["chosen"][model] = trials[best]["overrides"]
-            entry["runs"].setdefault("clean", {})[model] = {k: v for k, v in trials[best].items() if k != "config"}
+            entry["runs"].setdefault("clean", {})[model] = {k: v for k, v in trials[best].items() if k not in ("config", "overrides")}
+            save()
             for setting in settings[1:]:
+                if model in entry["runs"].get(setting, {}):
+                    continue
+                t0 = time.perf_counter()
                 r = train_and_test(chosen[model], setting, split_data[setting], clean_test, dev, side_data if needs_side else None)
                 entry["runs"].setdefault(setting, {})[model] = r
+                entry["seconds"] += time.perf_counter() - t0
+                save()
                 print(json.dumps({"dataset": dataset, "model": model, "setting": setting,
                                   "test_recall@20": round(r["test"]["recall@20"], 4), "seconds": round(r["seconds"], 1)}), flush=True)
-        results["datasets"][dataset] = entry
-    results["seconds_total"] = time.perf_counter() - t_all
-    results["device"] = torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(results, indent=2))
-    out.with_suffix(".md").write_text(markdown(results))
-    plot(results, out.with_name(out.name + "-recall20.png"))
-    print(markdown(results))
+        print(f"{dataset}: done in {(time.perf_counter() - t_start) / 60:.0f} min", flush=True)
+    print(out.with_suffix(".md").read_text())
     if scratch:
         scratch.cleanup()
+
+
+def render(out: Path) -> None:
+    """<out>.md and <out>-recall20.png from every <out>-<dataset>.json beside them."""
+    results = {}
+    for path in sorted(out.parent.glob(f"{out.name}-*.json")):
+        entry = json.loads(path.read_text())
+        if "runs" in entry and "dataset" in entry:
+            results[entry["dataset"]] = entry
+    if results:
+        out.with_suffix(".md").write_text(markdown(results))
+        plot(results, out.with_name(out.name + "-recall20.png"))
 
 
 def _side_data_factory(dataset: str, training: dict):
@@ -221,22 +263,32 @@ def _side_data_factory(dataset: str, training: dict):
 
 
 def markdown(results: dict) -> str:
+    first = next(iter(results.values()))
     lines = [
-        f"### Training settings from raw logs ({results['method']} chronological 7:1:2 split; test = the clean test set, "
-        "mean of 1 seed; hyperparameters chosen on the clean validation set)",
+        f"### Training settings from raw logs ({first['method']} chronological 7:1:2 split)",
+        "",
+        "Test = the clean test set for every setting (train+valid items of the setting masked); one seed "
+        f"({first['training']['seed']}); each model's hyperparameters chosen on the clean validation set "
+        "(grid in `bench/settings.py`), then trained on every setting; at most "
+        f"{first['training']['epochs']} epochs, early stopping on validation Recall@20 after {first['training']['patience']}.",
         "",
     ]
-    for dataset, entry in results["datasets"].items():
-        lines += [f"#### {dataset}", "", "| setting | model | Recall@10 | Recall@20 | NDCG@10 | NDCG@20 | valid R@20 | chosen |",
+    for dataset, entry in results.items():
+        lines += [f"#### {dataset}", "", "| setting | model | Recall@10 | Recall@20 | NDCG@10 | NDCG@20 | valid R@20 | chosen on clean valid |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-        for setting, by_model in entry["runs"].items():
-            for model, r in by_model.items():
-                chosen = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in entry["chosen"][model].items())
+        for setting in entry["splits"]:
+            for model in entry["models"]:
+                r = entry["runs"].get(setting, {}).get(model)
+                if r is None:
+                    continue
+                chosen = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in entry["chosen"].get(model, {}).items())
                 lines.append(f"| {setting} | {model} | " + " | ".join(f"{r['test'][m]:.4f}" for m in METRICS)
                              + f" | {r['valid']['recall@20']:.4f} | {chosen} |")
         sizes = "; ".join(f"{s}: {v['train']}/{v['valid']}/{v['test']}" for s, v in entry["splits"].items())
-        lines += ["", f"train/valid/test rows: {sizes}", ""]
-    lines.append(f"{results['seconds_total'] / 60:.0f} min in all on {results['device']}, {results['training']['threads']} thread(s).")
+        test_users = next((r["test_users"] for r in entry["runs"].get("clean", {}).values()), None)
+        lines += ["", f"train/valid/test rows: {sizes}; {test_users} test users.",
+                  f"{entry['seconds'] / 60:.0f} min of training on {entry.get('device', 'cpu')}, "
+                  f"{entry['training']['threads']} thread(s), on a shared 2-core machine.", ""]
     return "\n".join(lines) + "\n"
 
 
@@ -246,18 +298,17 @@ def plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    datasets = list(results["datasets"])
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.8), squeeze=False)
-    for ax, dataset in zip(axes[0], datasets):
-        runs = results["datasets"][dataset]["runs"]
-        xs = [0.0, *results["ratios"]]
-        settings = ["clean", *(f"noisy-random-{p:g}" for p in results["ratios"])]
-        for model in results["models"]:
-            ys = [runs.get(s, {}).get(model, {}).get("test", {}).get("recall@20") for s in settings]
-            if all(y is not None for y in ys):
-                ax.plot(xs, ys, marker="o", label=model)
+    fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 3.8), squeeze=False)
+    for ax, (dataset, entry) in zip(axes[0], results.items()):
+        xs = [0.0, *entry["ratios"]]
+        settings = ["clean", *(f"noisy-random-{p:g}" for p in entry["ratios"])]
+        for model in entry["models"]:
+            points = [(x, entry["runs"].get(s, {}).get(model, {}).get("test", {}).get("recall@20")) for x, s in zip(xs, settings)]
+            points = [(x, y) for x, y in points if y is not None]
+            if points:
+                ax.plot(*zip(*points), marker="o", label=model)
         ax.set_title(dataset)
-        ax.set_xlabel("random noise proportion")
+        ax.set_xlabel("random noise proportion (0 = clean)")
         ax.set_ylabel("test Recall@20")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
