@@ -29,6 +29,7 @@ from typing import Annotated, Any, Optional
 
 import torch
 import typer
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -112,7 +113,7 @@ def train_and_test(run: RunConfig, setting: str, data: SplitData, clean_test, de
     }
 
 
-def trials_for(model: str, dataset: str, chosen: dict[str, RunConfig], training: dict) -> list[tuple[dict, RunConfig]]:
+def trials_for(model: str, dataset: str, chosen: dict[str, RunConfig], training: dict, grids: dict) -> list[tuple[dict, RunConfig]]:
     """(overrides, run config) of each grid trial of ``model``; T-variants search w_min on their base's choice."""
     if model in VARIANTS:
         base = chosen[VARIANTS[model][0]]
@@ -121,7 +122,7 @@ def trials_for(model: str, dataset: str, chosen: dict[str, RunConfig], training:
                 for w in W_MIN_GRID]
     base = apply_overrides(resolve_config(dataset, model), {f"training.{k}": v for k, v in training.items()})
     out = []
-    for combo in _product(GRIDS.get(model, {})):
+    for combo in _product(grids.get(model, {})):
         try:
             out.append((combo, apply_overrides(base, combo)))
         except ValueError:
@@ -142,6 +143,8 @@ def main(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "cpu",
     work_dir: Annotated[Optional[Path], typer.Option(help="scratch folder for the warehouse (default: a temporary one)")] = None,
     resume: Annotated[bool, typer.Option(help="keep the runs already in <out>-<dataset>.json made with the same options")] = True,
+    eval_every: Annotated[Optional[int], typer.Option(help="validate every N epochs (default: each model's config)")] = None,
+    grid: Annotated[Optional[list[str]], typer.Option("--grid", help="replace one grid axis, e.g. --grid 'diffrec:model.params.diffusion.noise_scale=[0.01]'")] = None,
 ) -> None:
     """Every setting of every raw log, every model: grid on clean validation, then each setting; table and plot."""
     torch.set_num_threads(threads)
@@ -157,7 +160,17 @@ def main(
         if m in VARIANTS and VARIANTS[m][0] not in wanted:
             raise SystemExit(f"error: {m} needs its base model {VARIANTS[m][0]} in --models")
     training = {"epochs": max_epochs, "patience": patience, "seed": seed, "threads": threads, "device": dev.type}
-    options = {"method": method, "ratios": list(p_values), "training": training, "grids": GRIDS, "w_min_grid": W_MIN_GRID}
+    if eval_every:
+        training["eval_every"] = eval_every
+    grids = {m: dict(axes) for m, axes in GRIDS.items()}
+    for spec_text in grid or []:
+        model_name, _, rest = spec_text.partition(":")
+        key, _, values = rest.partition("=")
+        parsed = yaml.safe_load(values) if values else None
+        if not model_name or not key or not isinstance(parsed, list) or not parsed:
+            raise SystemExit(f"error: --grid must be MODEL:DOTTED.KEY=[V1, V2, ...], got {spec_text!r}")
+        grids.setdefault(model_name, {})[key] = parsed
+    options = {"method": method, "ratios": list(p_values), "training": training}
     scratch = tempfile.TemporaryDirectory() if work_dir is None else None
     root = Path(scratch.name) if scratch else work_dir
     root.mkdir(parents=True, exist_ok=True)
@@ -169,7 +182,8 @@ def main(
             wh_path.unlink()
         dataset, settings, reports = prepare(data_path, wh_path, method, p_values, seed)
         json_path = out.with_name(f"{out.name}-{dataset}.json")
-        entry: dict[str, Any] = {"dataset": dataset, **options, "models": wanted, "skipped_models": skipped,
+        entry: dict[str, Any] = {"dataset": dataset, **options, "grids": grids, "w_min_grid": W_MIN_GRID,
+                                 "models": wanted, "skipped_models": skipped,
                                  "splits": reports, "grid": {}, "chosen": {}, "runs": {}, "seconds": 0.0}
         if resume and json_path.exists():
             previous = json.loads(json_path.read_text())
@@ -190,7 +204,7 @@ def main(
             needs_side = bool(getattr(spec(model), "side", ()))
             done = {json.dumps(t["overrides"], sort_keys=True): t for t in entry["grid"].get(model, [])}
             trials = []
-            for overrides, run in trials_for(model, dataset, chosen, training):
+            for overrides, run in trials_for(model, dataset, chosen, training, grids):
                 key = json.dumps(overrides, sort_keys=True)
                 if key in done and done[key]["config"] == run.model_dump(mode="json"):
                     trials.append(done[key])
