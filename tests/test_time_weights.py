@@ -132,3 +132,22 @@ def test_cli_noisy_random_split_and_tdiffrec_run(tmp_path):
     assert r.exit_code == 1 and "--w-min" in r.output
     r = invoke("split", "--setting", "temporal", "--noise-ratio", "0.2", "--warehouse", w)
     assert r.exit_code == 1 and "adds no noise" in r.output
+
+
+def test_ltdiffrec_is_ldiffrec_on_time_weighted_input(checker):
+    from diffrec_core.models.ldiffrec import LDiffRec
+
+    train, _ = checker
+    n_users, n_items = train.shape
+    clusters = (np.arange(n_items) // (n_items // 2)).clip(max=1)
+    config = ModelConfig(name="ltdiffrec", params={"latent_size": 16, "diffusion": {"steps": 5, "noise_scale": 0.01,
+                         "noise_min": 0.001, "noise_max": 0.01}, "denoiser": {"hidden_dims": [16], "emb_size": 4}})
+    with pytest.raises(ValueError, match="side data"):
+        build_model(config, n_users, n_items, seed=0)
+    model = build_model(config, n_users, n_items, seed=0, side={"item_clusters": clusters})
+    assert isinstance(model, LDiffRec)
+    run = RunConfig(model=config, training=TrainingConfig(epochs=2, eval_every=1, batch_size=50, seed=1))
+    order = np.arange(train.nnz, dtype=np.float64)
+    inputs = model_input(train, order, time_weights_for(run))
+    result = fit(model, inputs, Target(train, train), run.training, device=torch.device("cpu"))
+    assert result.epochs_run == 2 and np.isfinite(result.history[-1]["loss"])
