@@ -35,13 +35,13 @@ def run_one(splits: Path, out: Path, c: int, config: Optional[Path], item_emb: O
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| C | cluster sizes | test Recall@20 | test NDCG@20 | valid Recall@20 | params | seeds | stopped by time |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| C | cluster sizes | test Recall@20 | test NDCG@20 | valid Recall@20 | params | seeds | epochs run | stopped by time |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         stopped = sum(bool(s.get("stopped_by_time")) for s in r["per_seed"])
         lines.append(f"| {r['clusters']['n_clusters']} | {r['clusters']['sizes']} | {r['mean']['recall@20']:.4f} ± {r['std']['recall@20']:.4f} | "
                      f"{r['mean']['ndcg@20']:.4f} ± {r['std']['ndcg@20']:.4f} | {r['valid_mean']['recall@20']:.4f} | {r['params']:,} | "
-                     f"{len(r['seeds'])} | {stopped} |")
+                     f"{len(r['seeds'])} | {[s['epochs_run'] for s in r['per_seed']]} | {stopped} |")
     return "\n".join(lines) + "\n"
 
 
@@ -87,9 +87,10 @@ def main(
     rows = [json.loads(p.read_text()) for c in clusters if (p := out_dir / f"{dataset}-ldiffrec-C{c}.json").is_file()]
     if not rows:
         raise SystemExit(f"error: no results in {out_dir}")
-    source = rows[0]["clusters"]["source"]
-    title = f"L-DiffRec on {dataset}: test metrics vs C ({source} embeddings, {len(rows[0]['seeds'])} seed(s))"
-    (out_dir / "c-sweep.md").write_text(f"### {title}\n\n" + table(rows))
+    c0 = rows[0]["clusters"]
+    source = Path(c0["embeddings"]).name if c0.get("embeddings") else c0["source"]
+    title = f"L-DiffRec on {dataset}: test metrics vs C\n(k-means of {source}, {len(rows[0]['seeds'])} seed(s))"
+    (out_dir / "c-sweep.md").write_text(f"### {title.replace(chr(10), ' ')}\n\n" + table(rows))
     plot(rows, out_dir / "c-sweep.png", title)
     print(table(rows))
 
