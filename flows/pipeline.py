@@ -66,6 +66,9 @@ def pipeline(params: PipelineParams) -> PipelineResult:
                                core_embeddings.embedding_config(params.dataset, clusters.embedding_config))
         embedding_run = emb["embedding_run"]
         embeddings.cluster(w, embedding_run, params.dataset, sorted({1, 2, 3, 4, 5, clusters.n_clusters}), clusters.seed)
+        if gates:
+            checks.append(quality.validate_embeddings(w, params.dataset, embedding_run, params.quality))
+            checks.append(quality.validate_clusters(w, params.dataset, embedding_run, clusters.n_clusters, params.quality))
     run_id = model.train(w, params.dataset, params.split.setting, params.run, params.artifacts_dir, embedding_run=embedding_run)
     metrics = model.evaluate(w, run_id)
     n = model.recommend(w, run_id, params.inference)

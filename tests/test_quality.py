@@ -386,3 +386,29 @@ def test_corrupted_ingest_stops_pipeline_and_keeps_published(harness, tmp_path):
     with duckdb.connect(str(w), read_only=True) as con:
         assert con.execute("select * from latest_recommendations order by all").fetchall() == before
         assert con.execute("select count(*) from model_runs").fetchone()[0] == 1  # nothing trained after the failed gate
+
+
+def test_stored_lightgcn_embeddings_and_clusters_pass(tmp_path):
+    """The embed and cluster steps' own output passes the suites the pipeline's L-variant gates run."""
+    from diffrec_core import embeddings
+    from diffrec_core.config import ModelConfig, RunConfig, TrainingConfig
+    from tasks import quality as gates
+
+    path = str(tmp_path / "w.duckdb")
+    with warehouse.connect(path) as con:
+        ingest_synthetic(con, DS, TINY)
+        stage(con, DS)
+        make_split(con, DS, SplitConfig())
+    gcn = RunConfig(model=ModelConfig(name="lightgcn", params={"emb_size": 8, "n_layers": 2}),
+                    training=TrainingConfig(epochs=2, batch_size=64, eval_every=1, seed=1))
+    run = embeddings.embed(path, DS, "clean", gcn).embedding_run
+    embeddings.cluster(path, run, DS, [2, 3], seed=4)
+    assert gates.validate_embeddings.fn(path, DS, run, QualityConfig())["success"]
+    summary = gates.validate_clusters.fn(path, DS, run, 3, QualityConfig())
+    assert summary["success"] and summary["suite"] == "item_clusters"
+    with pytest.raises(ValueError, match="pass n_clusters"):
+        quality.validate(path, "item_clusters", dataset=DS, embedding_run=run)
+    with duckdb.connect(path) as con:
+        con.execute("update item_embeddings set vector = list_transform(vector, lambda x: x / 0) where item_id = 0")
+    with pytest.raises(QualityError, match="non_finite_values"):
+        gates.validate_embeddings.fn(path, DS, run, QualityConfig())
