@@ -79,9 +79,9 @@ def prepare(data_path: Path, warehouse_path: Path, method: str, ratios: tuple[fl
     from flows.cli import dataset_name
 
     dataset = dataset_name(None, data_path)
-    configs = [splits.setting_config("clean", method=method, seed=seed),
-               splits.setting_config("noisy-natural", method=method, seed=seed)]
+    configs = [splits.setting_config("clean", method=method, seed=seed)]
     configs += [splits.setting_config("noisy-random", p, method=method, seed=seed) for p in ratios]
+    configs.append(splits.setting_config("noisy-natural", method=method, seed=seed))
     reports = {}
     with warehouse.connect(warehouse_path) as con:
         ingest.ingest_file(con, data_path, dataset)
@@ -113,13 +113,14 @@ def train_and_test(run: RunConfig, setting: str, data: SplitData, clean_test, de
     }
 
 
-def trials_for(model: str, dataset: str, chosen: dict[str, RunConfig], training: dict, grids: dict) -> list[tuple[dict, RunConfig]]:
+def trials_for(model: str, dataset: str, chosen: dict[str, RunConfig], training: dict, grids: dict,
+               w_mins: list[float]) -> list[tuple[dict, RunConfig]]:
     """(overrides, run config) of each grid trial of ``model``; T-variants search w_min on their base's choice."""
     if model in VARIANTS:
         base = chosen[VARIANTS[model][0]]
         start = base.model_copy(update={"model": base.model.model_copy(update={"name": model})})
         return [({"time_weights.w_min": w}, apply_overrides(start, {"time_weights": {"w_min": w, "w_max": 1.0}}))
-                for w in W_MIN_GRID]
+                for w in w_mins]
     base = apply_overrides(resolve_config(dataset, model), {f"training.{k}": v for k, v in training.items()})
     out = []
     for combo in _product(grids.get(model, {})):
@@ -144,6 +145,7 @@ def main(
     work_dir: Annotated[Optional[Path], typer.Option(help="scratch folder for the warehouse (default: a temporary one)")] = None,
     resume: Annotated[bool, typer.Option(help="keep the runs already in <out>-<dataset>.json made with the same options")] = True,
     eval_every: Annotated[Optional[int], typer.Option(help="validate every N epochs (default: each model's config)")] = None,
+    w_min_grid: Annotated[str, typer.Option(help="T-variants: w_min values searched on the clean validation set")] = ",".join(map(str, W_MIN_GRID)),
     grid: Annotated[Optional[list[str]], typer.Option("--grid", help="replace one grid axis, e.g. --grid 'diffrec:model.params.diffusion.noise_scale=[0.01]'")] = None,
 ) -> None:
     """Every setting of every raw log, every model: grid on clean validation, then each setting; table and plot."""
@@ -170,7 +172,8 @@ def main(
         if not model_name or not key or not isinstance(parsed, list) or not parsed:
             raise SystemExit(f"error: --grid must be MODEL:DOTTED.KEY=[V1, V2, ...], got {spec_text!r}")
         grids.setdefault(model_name, {})[key] = parsed
-    options = {"method": method, "ratios": list(p_values), "training": training}
+    w_mins = [float(w) for w in w_min_grid.split(",")]
+    options = {"method": method, "ratios": sorted(p_values), "training": training}
     scratch = tempfile.TemporaryDirectory() if work_dir is None else None
     root = Path(scratch.name) if scratch else work_dir
     root.mkdir(parents=True, exist_ok=True)
@@ -182,7 +185,7 @@ def main(
             wh_path.unlink()
         dataset, settings, reports = prepare(data_path, wh_path, method, p_values, seed)
         json_path = out.with_name(f"{out.name}-{dataset}.json")
-        entry: dict[str, Any] = {"dataset": dataset, **options, "grids": grids, "w_min_grid": W_MIN_GRID,
+        entry: dict[str, Any] = {"dataset": dataset, **options, "grids": grids, "w_min_grid": w_mins,
                                  "models": wanted, "skipped_models": skipped,
                                  "splits": reports, "grid": {}, "chosen": {}, "runs": {}, "seconds": 0.0}
         if resume and json_path.exists():
@@ -204,7 +207,7 @@ def main(
             needs_side = bool(getattr(spec(model), "side", ()))
             done = {json.dumps(t["overrides"], sort_keys=True): t for t in entry["grid"].get(model, [])}
             trials = []
-            for overrides, run in trials_for(model, dataset, chosen, training, grids):
+            for overrides, run in trials_for(model, dataset, chosen, training, grids, w_mins):
                 key = json.dumps(overrides, sort_keys=True)
                 if key in done and done[key]["config"] == run.model_dump(mode="json"):
                     trials.append(done[key])
@@ -226,7 +229,10 @@ def main(
             entry["chosen"][model] = trials[best]["overrides"]
             entry["runs"].setdefault("clean", {})[model] = {k: v for k, v in trials[best].items() if k not in ("config", "overrides")}
             save()
-            for setting in settings[1:]:
+        # Then setting by setting, every model in each, so an interrupted command leaves whole settings.
+        for setting in settings[1:]:
+            for model in wanted:
+                needs_side = bool(getattr(spec(model), "side", ()))
                 if model in entry["runs"].get(setting, {}):
                     continue
                 t0 = time.perf_counter()
@@ -318,7 +324,7 @@ def plot(results: dict, path: Path) -> None:
         settings = ["clean", *(f"noisy-random-{p:g}" for p in entry["ratios"])]
         for model in entry["models"]:
             points = [(x, entry["runs"].get(s, {}).get(model, {}).get("test", {}).get("recall@20")) for x, s in zip(xs, settings)]
-            points = [(x, y) for x, y in points if y is not None]
+            points = sorted((x, y) for x, y in points if y is not None)
             if points:
                 ax.plot(*zip(*points), marker="o", label=model)
         ax.set_title(dataset)
