@@ -287,16 +287,23 @@ def markdown(results: dict) -> str:
     lines = [
         f"### Training settings from raw logs ({first['method']} chronological 7:1:2 split)",
         "",
-        "Test = the clean test set for every setting (train+valid items of the setting masked); one seed "
+        "Test = the clean test set for every setting (the setting's own train+valid items masked); one seed "
         f"({first['training']['seed']}); each model's hyperparameters chosen on the clean validation set "
-        "(grid in `bench/settings.py`), then trained on every setting; at most "
-        f"{first['training']['epochs']} epochs, early stopping on validation Recall@20 after {first['training']['patience']}.",
+        "(grids below), then trained on every setting. Noise rows go to train and valid only.",
         "",
     ]
     for dataset, entry in results.items():
-        lines += [f"#### {dataset}", "", "| setting | model | Recall@10 | Recall@20 | NDCG@10 | NDCG@20 | valid R@20 | chosen on clean valid |",
+        t = entry["training"]
+        grids = "; ".join(f"{m}: " + ", ".join(f"{k.split('.')[-1]} {v}" for k, v in axes.items())
+                          for m, axes in entry.get("grids", {}).items() if m in entry["models"] and axes)
+        lines += [f"#### {dataset}", "",
+                  f"At most {t['epochs']} epochs, early stopping after {t['patience']} epochs without a better validation "
+                  f"Recall@20{', validation every ' + str(t['eval_every']) + ' epochs' if t.get('eval_every') else ''}. "
+                  f"Grids: {grids or 'none'}; T-variants: w_min {entry.get('w_min_grid')} on their base model's choice.", "",
+                  "| setting | model | Recall@10 | Recall@20 | NDCG@10 | NDCG@20 | valid R@20 | chosen on clean valid |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-        for setting in entry["splits"]:
+        order = ["clean", *(f"noisy-random-{p:g}" for p in sorted(entry["ratios"])), "noisy-natural"]
+        for setting in [s for s in order if s in entry["splits"]]:
             for model in entry["models"]:
                 r = entry["runs"].get(setting, {}).get(model)
                 if r is None:
@@ -304,11 +311,16 @@ def markdown(results: dict) -> str:
                 chosen = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in entry["chosen"].get(model, {}).items())
                 lines.append(f"| {setting} | {model} | " + " | ".join(f"{r['test'][m]:.4f}" for m in METRICS)
                              + f" | {r['valid']['recall@20']:.4f} | {chosen} |")
-        sizes = "; ".join(f"{s}: {v['train']}/{v['valid']}/{v['test']}" for s, v in entry["splits"].items())
+        missing = [f"{m} on {s}" for s in order if s in entry["splits"] for m in entry["models"]
+                   if m not in entry["runs"].get(s, {})]
+        sizes = "; ".join(f"{s}: {entry['splits'][s]['train']}/{entry['splits'][s]['valid']}/{entry['splits'][s]['test']}"
+                          for s in order if s in entry["splits"])
         test_users = next((r["test_users"] for r in entry["runs"].get("clean", {}).values()), None)
-        lines += ["", f"train/valid/test rows: {sizes}; {test_users} test users.",
-                  f"{entry['seconds'] / 60:.0f} min of training on {entry.get('device', 'cpu')}, "
-                  f"{entry['training']['threads']} thread(s), on a shared 2-core machine.", ""]
+        lines += ["", f"train/valid/test rows: {sizes}; {test_users} test users."]
+        if missing:
+            lines.append(f"Not measured (the command was stopped for CPU time; it resumes): {', '.join(missing)}.")
+        lines += [f"{entry['seconds'] / 60:.0f} min of training on {entry.get('device', 'cpu')}, "
+                  f"{t['threads']} thread(s), on a shared 2-core machine.", ""]
     return "\n".join(lines) + "\n"
 
 
