@@ -340,6 +340,7 @@ def plot(results: dict, path: Path) -> None:
             if points:
                 ax.plot(*zip(*points), marker="o", label=model)
         ax.set_title(dataset)
+        ax.set_xlim(-0.03, max(xs) + 0.03)
         ax.set_xlabel("random noise proportion (0 = clean)")
         ax.set_ylabel("test Recall@20")
         ax.grid(alpha=0.3)
