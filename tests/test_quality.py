@@ -388,6 +388,7 @@ def test_corrupted_ingest_stops_pipeline_and_keeps_published(harness, tmp_path):
         assert con.execute("select count(*) from model_runs").fetchone()[0] == 1  # nothing trained after the failed gate
 
 
+@pytest.mark.slow  # trains a tiny LightGCN: about 15 s on 2 busy cores
 def test_stored_lightgcn_embeddings_and_clusters_pass(tmp_path):
     """The embed and cluster steps' own output passes the suites the pipeline's L-variant gates run."""
     from diffrec_core import embeddings
