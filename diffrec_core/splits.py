@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, field_validator, model_validator
 
-from diffrec_core.warehouse import run_sql, transaction
+from diffrec_core.warehouse import delete_where, run_sql, transaction
 
 _STAGED_TABLES = ("interactions", "users", "items")
 
@@ -149,7 +149,7 @@ def stage(con: duckdb.DuckDBPyConnection, dataset: str) -> StageReport:
     """
     with transaction(con):
         for table in _STAGED_TABLES:
-            con.execute(f"delete from {table} where dataset = $dataset", {"dataset": dataset})
+            delete_where(con, table, dataset=dataset)
         run_sql(con, "staging/users", dataset=dataset)
         run_sql(con, "staging/items", dataset=dataset)
         run_sql(con, "staging/interactions", dataset=dataset)

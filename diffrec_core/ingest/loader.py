@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from diffrec_core.ingest.readers import IngestError, _one_line, detect_format, parse_file
-from diffrec_core.warehouse import run_sql, transaction
+from diffrec_core.warehouse import run_sql, transaction, validate_identifier
 
 FRAME_COLUMNS = ("user_key", "item_key", "rating", "ts")
 _TEMP_TABLES = ("ingest_fields", "ingest_typed")
@@ -71,7 +71,7 @@ def find_batch(con: duckdb.DuckDBPyConnection, dataset: str, sha256: str) -> Ing
 
 def _drop_temp(con: duckdb.DuckDBPyConnection) -> None:
     for table in _TEMP_TABLES:
-        con.execute(f"drop table if exists temp.{table}")
+        con.execute("drop table if exists temp." + validate_identifier(table))
 
 
 def _load_batch(
