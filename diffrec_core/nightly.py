@@ -82,10 +82,13 @@ def find_reusable_run(
 
 
 def train_fingerprinted(
-    warehouse_path: str | Path, dataset: str, setting: str, run: RunConfig, artifacts_dir: str | Path, fingerprint: str
+    warehouse_path: str | Path, dataset: str, setting: str, run: RunConfig, artifacts_dir: str | Path, fingerprint: str,
+    embedding_run: str | None = None,
 ) -> str:
-    """``runs.train_run``, then record the run's data fingerprint and its input batches. Returns the run id."""
-    run_id = runs.train_run(warehouse_path, dataset, setting, run, artifacts_dir)
+    """``runs.train_run``, then record the run's data fingerprint and its input batches. Returns the run id.
+
+    L-variants take their item clusters from ``embedding_run``."""
+    run_id = runs.train_run(warehouse_path, dataset, setting, run, artifacts_dir, embedding_run=embedding_run)
     with warehouse.connect(warehouse_path) as con, warehouse.transaction(con):
         warehouse.run_sql(con, "nightly/set_fingerprint", run_id=run_id, fingerprint=fingerprint)
         warehouse.run_sql(con, "nightly/record_inputs", run_id=run_id, dataset=dataset, role="train")

@@ -15,6 +15,7 @@ from diffrec_core.ingest.synthetic import SyntheticConfig
 from diffrec_core.nightly import DEFAULT_LANDING_PATTERNS
 from diffrec_core.quality import QualityConfig
 from diffrec_core.splits import SplitConfig
+from flows.lvariants import embed_and_cluster
 from flows.runners import TaskRunnerKind, make_task_runner
 from tasks import data, model, quality
 from tasks import nightly as steps
@@ -86,14 +87,14 @@ def nightly(params: NightlyParams = NightlyParams()) -> NightlyResult:
     data.split.with_options(**steps.TRANSIENT)(w, ds, params.split)
     if gates:
         checks.append(quality.validate_splits(w, ds, params.split, params.quality))
-    # L-variants: embed + cluster tasks (diffrec_core/embeddings.py) belong here once training from the
-    # warehouse passes item clusters to the model (runs.train_run does not take side data yet).
     run = params.run or steps.resolve_run(ds, params.model, params.config_file)
+    embedding_run, embedding_checks = embed_and_cluster(w, ds, setting, run, params.quality)
+    checks.extend(embedding_checks)
     fingerprint = steps.fingerprint(w, ds, setting)
     run_id = steps.find_reusable(w, ds, setting, run, fingerprint, params.max_model_age_hours)
     reused = run_id is not None
     if not reused:
-        run_id = steps.train_cached(params.max_model_age_hours)(w, ds, setting, run, params.artifacts_dir, fingerprint)
+        run_id = steps.train_cached(params.max_model_age_hours)(w, ds, setting, run, params.artifacts_dir, fingerprint, embedding_run)
     metrics = steps.evaluate(w, run_id, fingerprint)
     gate = steps.gate(w, run_id, params.gate_tolerance)
     n = 0

@@ -8,12 +8,12 @@ from pydantic import BaseModel, ConfigDict, Field
 import flows  # noqa: F401  (environment defaults before Prefect starts)
 from prefect import flow
 
-from diffrec_core import embeddings as core_embeddings
 from diffrec_core.config import InferenceConfig, RunConfig
 from diffrec_core.ingest.synthetic import SyntheticConfig
 from diffrec_core.quality import QualityConfig
 from diffrec_core.splits import SplitConfig
-from tasks import data, embeddings, model, quality
+from flows.lvariants import embed_and_cluster
+from tasks import data, model, quality
 
 
 class PipelineParams(BaseModel):
@@ -59,16 +59,8 @@ def pipeline(params: PipelineParams) -> PipelineResult:
     report = data.split(w, params.dataset, params.split)
     if gates:
         checks.append(quality.validate_splits(w, params.dataset, params.split, params.quality))
-    embedding_run = None
-    clusters = core_embeddings.clusters_for(params.run)
-    if clusters is not None:  # L-variants: embed -> cluster, both reused while the train split is unchanged
-        emb = embeddings.embed(w, params.dataset, params.split.setting,
-                               core_embeddings.embedding_config(params.dataset, clusters.embedding_config))
-        embedding_run = emb["embedding_run"]
-        embeddings.cluster(w, embedding_run, params.dataset, sorted({1, 2, 3, 4, 5, clusters.n_clusters}), clusters.seed)
-        if gates:
-            checks.append(quality.validate_embeddings(w, params.dataset, embedding_run, params.quality))
-            checks.append(quality.validate_clusters(w, params.dataset, embedding_run, clusters.n_clusters, params.quality))
+    embedding_run, embedding_checks = embed_and_cluster(w, params.dataset, params.split.setting, params.run, params.quality)
+    checks.extend(embedding_checks)
     run_id = model.train(w, params.dataset, params.split.setting, params.run, params.artifacts_dir, embedding_run=embedding_run)
     metrics = model.evaluate(w, run_id)
     n = model.recommend(w, run_id, params.inference)

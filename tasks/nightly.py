@@ -49,9 +49,10 @@ def find_reusable(warehouse_path: str, dataset: str, setting: str, run: RunConfi
 
 
 @task(name="train-on-fingerprint", cache_policy=INPUTS, persist_result=True)
-def train(warehouse_path: str, dataset: str, setting: str, run: RunConfig, artifacts_dir: str, data_fingerprint: str) -> str:
+def train(warehouse_path: str, dataset: str, setting: str, run: RunConfig, artifacts_dir: str, data_fingerprint: str,
+          embedding_run: str | None = None) -> str:
     """Train, checkpoint and record a model with its data fingerprint; returns its run id."""
-    return nightly.train_fingerprinted(warehouse_path, dataset, setting, run, artifacts_dir, data_fingerprint)
+    return nightly.train_fingerprinted(warehouse_path, dataset, setting, run, artifacts_dir, data_fingerprint, embedding_run)
 
 
 def train_cached(max_age_hours: float):

@@ -51,3 +51,23 @@ def test_pipeline_publishes_and_switches_atomically(harness, tmp_path):
         assert runs == {second.run_id}
         # re-running the flow did not ingest the same data twice
         assert con.execute("select count(*) from ingest_batches").fetchone()[0] == 1
+
+
+def test_nightly_l_variant_embeds_clusters_and_publishes(harness, tmp_path):
+    """An L-variant in the nightly flow: LightGCN embeddings and k-means clusters are made (with their
+    quality gates) before training, and the run serves recommendations."""
+    from flows.nightly import NightlyParams, nightly
+
+    run = with_training(RunConfig.model_validate({"model": {"name": "ldiffrec", "params": {
+        "clusters": {"n_clusters": 2}, "latent_size": 16,
+        "diffusion": {"steps": 5, "noise_scale": 0.01, "noise_min": 0.001, "noise_max": 0.01},
+        "denoiser": {"hidden_dims": [32], "emb_size": 8}}}}), epochs=2, eval_every=1, batch_size=64)
+    w = str(tmp_path / "w.duckdb")
+    result = nightly(NightlyParams(warehouse=w, artifacts_dir=str(tmp_path / "art"), shard_dir=str(tmp_path / "shards"),
+                                   synthetic=TINY, run=run))
+    with duckdb.connect(w, read_only=True) as con:
+        sizes = con.execute("select n_clusters, count(distinct cluster), count(*) from item_clusters group by 1 order by 1").fetchall()
+        published = con.execute("select distinct run_id from latest_recommendations").fetchall()
+    assert [s[0] for s in sizes] == [1, 2, 3, 4, 5]
+    assert all(n_distinct == c for c, n_distinct, _ in sizes)
+    assert published == [(result.run_id,)]
