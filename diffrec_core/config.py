@@ -76,6 +76,7 @@ class TrainingConfig(_Frozen):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     eval_batch_size: PositiveInt = 2048
     threads: int = Field(0, ge=0, description="torch CPU threads; 0 keeps torch's default")
+    eval_precision: Literal["float32", "bfloat16"] = Field("float32", description="scoring precision during evaluation; bfloat16 autocast uses AMX/tensor cores where present")
     ema_decay: float = Field(0.0, ge=0.0, lt=1.0, description="exponential moving average of the weights, evaluated and checkpointed instead of the raw weights; 0 = off")
 
 

@@ -70,7 +70,8 @@ def make_scorer(model: Recommender, inputs: sp.csr_matrix, device: torch.device)
 def evaluate_model(model: Recommender, inputs: sp.csr_matrix, targets: dict[str, Target], cfg: TrainingConfig, device: torch.device) -> dict[str, dict[str, float]]:
     model.eval()
     model.prepare(inputs)
-    return evaluate(make_scorer(model, inputs, device), targets, inputs.shape[0], ks=KS, batch_size=cfg.eval_batch_size, device=device)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.eval_precision == "bfloat16"):
+        return evaluate(make_scorer(model, inputs, device), targets, inputs.shape[0], ks=KS, batch_size=cfg.eval_batch_size, device=device)
 
 
 def fit(

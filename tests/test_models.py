@@ -119,3 +119,18 @@ def test_ema_weights_are_kept_and_still_learn(checker):
     raw, ema = results[0.0], results[0.9]
     assert ema[0].best_valid["recall@20"] > 0.9
     assert any(not torch.equal(raw[1][k], ema[1][k]) for k in raw[1])
+
+
+def test_bfloat16_evaluation_stays_close_to_float32(checker):
+    train, withheld = checker
+    n_users, n_items = train.shape
+    heldout = sp.csr_matrix((np.ones(n_users, dtype=np.float32), (np.arange(n_users), withheld)), shape=train.shape)
+    model = build_model(ModelConfig(name="diffrec", params=TestDiffRec.params), n_users, n_items, seed=1)
+    cfg = TrainingConfig(epochs=30, batch_size=25, lr=3e-3, patience=30, eval_every=10, seed=1)
+    fit(model, train, Target(heldout, train), cfg, device=torch.device("cpu"))
+    from diffrec_core.training import evaluate_model
+
+    full = evaluate_model(model, train, {"v": Target(heldout, train)}, cfg, torch.device("cpu"))["v"]
+    low = evaluate_model(model, train, {"v": Target(heldout, train)}, cfg.model_copy(update={"eval_precision": "bfloat16"}), torch.device("cpu"))["v"]
+    assert full["recall@20"] > 0.9
+    assert abs(full["recall@20"] - low["recall@20"]) < 0.05 and abs(full["ndcg@20"] - low["ndcg@20"]) < 0.05
