@@ -18,10 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from diffrec_core.config import resolve_run_config, with_training  # noqa: E402
+from diffrec_core.config import with_training  # noqa: E402
 from diffrec_core.evaluation import Target  # noqa: E402
 from diffrec_core.interactions import load_npy_splits  # noqa: E402
-from diffrec_core.models.registry import build_model  # noqa: E402
+from diffrec_core.models.registry import build_model, resolve_config  # noqa: E402
 from diffrec_core.training import fit, make_scorer  # noqa: E402
 
 
@@ -35,7 +35,7 @@ def main(
     if not torch.cuda.is_available():
         raise SystemExit("error: no CUDA device")
     data = load_npy_splits(splits)
-    run = with_training(resolve_run_config(splits.resolve().name, model), epochs=epochs, eval_every=1, patience=epochs + 1)
+    run = with_training(resolve_config(splits.resolve().name, model), epochs=epochs, eval_every=1, patience=epochs + 1)
     results, scores = {}, {}
     rows = np.arange(512)
     for device in ("cpu", "cuda"):

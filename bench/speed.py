@@ -27,10 +27,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.accuracy import cpu_peak_gflops, denoiser_flops_per_row  # noqa: E402
-from diffrec_core.config import resolve_run_config, with_training  # noqa: E402
+from diffrec_core.config import with_training  # noqa: E402
 from diffrec_core.evaluation import Target  # noqa: E402
 from diffrec_core.interactions import load_npy_splits  # noqa: E402
-from diffrec_core.models.registry import build_model  # noqa: E402
+from diffrec_core.models.registry import build_model, resolve_config  # noqa: E402
 from diffrec_core.training import evaluate_model, fit, make_scorer  # noqa: E402
 
 
@@ -46,7 +46,7 @@ def main(
         torch.set_num_threads(threads)
     n_threads = torch.get_num_threads()
     data = load_npy_splits(splits)
-    run = with_training(resolve_run_config(splits.resolve().name, "diffrec"), epochs=repeats, eval_every=repeats, patience=repeats + 1, device="cpu")
+    run = with_training(resolve_config(splits.resolve().name, "diffrec"), epochs=repeats, eval_every=repeats, patience=repeats + 1, device="cpu")
     model = build_model(run.model, data.n_users, data.n_items, seed=run.training.seed)
     dev = torch.device("cpu")
     res = fit(model, data.train, Target(data.valid, data.train), run.training, device=dev)

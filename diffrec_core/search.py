@@ -22,8 +22,8 @@ from typing import Any
 
 import yaml
 
-from diffrec_core.config import RunConfig, _first_error, resolve_run_config
-from diffrec_core.models.registry import validate_params
+from diffrec_core.config import RunConfig, _first_error
+from diffrec_core.models.registry import resolve_config, validate_params
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def load_grid(path: str | Path, dataset: str | None = None) -> Grid:
     for key, values in raw["grid"].items():
         if not isinstance(values, list) or not values:
             raise ValueError(f"{path}: grid.{key} must be a non-empty list")
-    base = resolve_run_config(raw.get("base") or dataset or "default", raw["model"])
+    base = resolve_config(raw.get("base") or dataset or "default", raw["model"])
     if base.model.name != raw["model"]:
         raise ValueError(f"{path}: base config is for model {base.model.name!r}, not {raw['model']!r}")
     grid = Grid(raw["model"], base, dict(raw["grid"]))

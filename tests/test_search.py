@@ -80,3 +80,11 @@ def test_search_flow_records_trials_skips_finished_and_selects_on_validation(har
     assert "test" in first.metrics
     second = hpo(params)
     assert second.trials_run == 0 and second.best_run_id == first.best_run_id
+
+
+def test_variant_grid_starts_from_its_base_models_config(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text(json.dumps({"model": "tdiffrec", "base": "ml-1m_noisy", "grid": {"training.lr": [0.001]}}))
+    grid = load_grid(path)
+    assert grid.base.model.name == "tdiffrec"
+    assert grid.base.model.params["diffusion"]["steps"] == 5  # the shipped ml-1m_noisy DiffRec schedule
