@@ -8,7 +8,8 @@ splits a (user, item) pair appears), so every check is a stock expectation on a 
     result = validate("warehouse.duckdb", "raw_interactions", dataset="builtin")
     result.raise_for_failures()   # QualityError: one line naming the expectation, with an example row
 
-Great Expectations is imported lazily (it costs seconds), only when a suite runs.
+Great Expectations is imported lazily (it costs seconds), only when a suite runs; flows call
+``prewarm()`` first, which moves the suites into a worker process that loads it on another core.
 """
 
 from __future__ import annotations
@@ -17,9 +18,13 @@ import html
 import json
 import logging
 import math
+import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -201,11 +206,56 @@ def _row_text(row: Mapping[str, Any]) -> str:
 # ----------------------------------------------------------------------------- GE
 
 
-@lru_cache(maxsize=1)
+_GX_LOCK = threading.Lock()
+_GX: tuple | None = None
+
+
 def _gx():
-    """(great_expectations, ephemeral context, pandas data source), made once per process."""
-    gx, context = _ephemeral_context()
-    return gx, context, context.data_sources.add_pandas("diffrec_quality")
+    """(great_expectations, ephemeral context, pandas data source), made once per process.
+
+    Single-flight: a thread arriving while another one is building it waits for that one instead of
+    building a second context.
+    """
+    global _GX
+    with _GX_LOCK:
+        if _GX is None:
+            gx, context = _ephemeral_context()
+            _GX = (gx, context, context.data_sources.add_pandas("diffrec_quality"))
+        return _GX
+
+
+_WORKER_LOCK = threading.Lock()
+_WORKER: ProcessPoolExecutor | None = None
+
+
+def prewarm() -> None:
+    """Start the gates' worker process now; ``validate`` runs the suites there from then on.
+
+    Importing Great Expectations costs ~2 s of single-threaded Python; in this process it would
+    compete for the GIL with the flow's own start-up. The worker (one spawned process, kept for the
+    life of this one) imports it and builds its context on another core while the flow starts,
+    reads the warehouse read-only and returns plain ``QualityResult``s. Idempotent.
+    """
+    global _WORKER
+    with _WORKER_LOCK:
+        if _WORKER is None:
+            _WORKER = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            _WORKER.submit(_warm)
+
+
+def _warm() -> None:
+    _gx()
+
+
+def _in_worker(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` in the worker when one was started, else here (also if the worker died)."""
+    worker = _WORKER
+    if worker is not None:
+        try:
+            return worker.submit(fn, *args, **kwargs).result()
+        except BrokenProcessPool:
+            logging.getLogger(__name__).warning("quality worker stopped; validating in this process")
+    return fn(*args, **kwargs)
 
 
 def _ephemeral_context():
@@ -422,13 +472,17 @@ def validate(
     Returns a ``QualityResult``; with ``raise_on_failure`` a failed suite raises ``QualityError``
     (one line naming the first failed expectation and an offending row).
     """
+    result = _in_worker(_validate, str(warehouse_path), suite, config, scope)
+    return result.raise_for_failures() if raise_on_failure else result
+
+
+def _validate(warehouse_path: str, suite: str, config: QualityConfig | None, scope: dict[str, Any]) -> QualityResult:
     started = time.perf_counter()
     with warehouse.connect(warehouse_path, read_only=True) as con:
         frame, parameters, context, scope = prepare(con, suite, config, **scope)
     result = validate_frame(frame, suite, parameters, context, scope)
-    result = QualityResult(result.suite, result.scope, result.rows, result.evaluated, result.failures, result.skipped,
-                           time.perf_counter() - started)
-    return result.raise_for_failures() if raise_on_failure else result
+    return QualityResult(result.suite, result.scope, result.rows, result.evaluated, result.failures, result.skipped,
+                         time.perf_counter() - started)
 
 
 def gate_recommendations(warehouse_path: str | Path, run_id: str, k: int, config: QualityConfig | None = None) -> QualityResult:

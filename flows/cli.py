@@ -324,6 +324,10 @@ def pipeline(
     # Without --verbose a failed task (e.g. a quality gate) is reported once, by the one-line error below,
     # not also as Prefect's task and flow tracebacks.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "CRITICAL")
+    if quality:
+        from diffrec_core.quality import prewarm
+
+        prewarm()  # the gates' worker loads Great Expectations while Prefect and torch load here
     from diffrec_core.config import InferenceConfig
     from flows.pipeline import PipelineParams, pipeline as run_pipeline
 

@@ -75,6 +75,7 @@ def batch_inference(warehouse: str, run_id: str, inference: InferenceConfig, sha
 @flow(name="nightly", log_prints=True)
 def nightly(params: NightlyParams = NightlyParams()) -> NightlyResult:
     w, ds, setting = params.warehouse, params.dataset, params.split.setting
+    quality.prewarm(params.quality)
     ingest = data.ingest_file.with_options(**steps.TRANSIENT)
     if params.landing is None:
         data.ingest_builtin.with_options(**steps.TRANSIENT)(w, ds, params.synthetic)

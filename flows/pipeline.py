@@ -49,6 +49,7 @@ class PipelineResult(BaseModel):
 @flow(name="pipeline", log_prints=True)
 def pipeline(params: PipelineParams) -> PipelineResult:
     w = params.warehouse
+    quality.prewarm(params.quality)
     if params.input is None:
         data.ingest_builtin(w, params.dataset, params.synthetic)
     else:

@@ -14,6 +14,12 @@ def _summary(result: quality.QualityResult) -> dict:
             "expectations": result.evaluated, "seconds": round(result.seconds, 3), "message": result.message()}
 
 
+def prewarm(config: QualityConfig) -> None:
+    """Start loading Great Expectations in the background when the gates are on (not a task: no state to track)."""
+    if config.enabled:
+        quality.prewarm()
+
+
 @task(name="validate-raw")
 def validate_raw(warehouse_path: str, dataset: str, config: QualityConfig) -> dict:
     """raw_interactions suite on the dataset's raw rows; raises ``QualityError`` on a failure."""

@@ -218,6 +218,33 @@ def test_failure_names_expectation_and_offending_row(db):
     assert "rating: 7.0" in message and "line_no: 5" in message
 
 
+WORKER_SCRIPT = """
+import sys
+from diffrec_core import quality
+quality.prewarm()
+ok = quality.validate(sys.argv[1], "raw_interactions", dataset="tiny")
+try:
+    quality.validate(sys.argv[2], "raw_interactions", raise_on_failure=True, dataset="tiny")
+except quality.QualityError as error:
+    print(ok.success, "great_expectations" in sys.modules, error.result.failures[0].index, error, sep="|")
+"""
+
+
+def test_prewarmed_gates_run_in_the_worker_with_the_same_results(base_db, db, tmp_path):
+    """After prewarm() the suites run in the worker process: Great Expectations never loads here, results are the same."""
+    import subprocess
+    import sys
+
+    with duckdb.connect(str(db)) as con:
+        con.execute("update raw_interactions set rating = 7 where line_no in (5, 9)")
+    here = quality.validate(db, "raw_interactions", dataset=DS)
+    out = subprocess.run([sys.executable, "-c", WORKER_SCRIPT, str(base_db), str(db)], capture_output=True, text=True,
+                         timeout=300, check=True).stdout.strip().splitlines()[-1]
+    success, ge_loaded, index, message = out.split("|", 3)
+    assert (success, ge_loaded) == ("True", "False")
+    assert int(index) == here.failures[0].index and message == here.message()
+
+
 def test_rating_range_is_configurable(db):
     with duckdb.connect(str(db)) as con:
         con.execute("update raw_interactions set rating = rating * 2")  # a 2-10 scale
