@@ -54,6 +54,7 @@ REQUIRED_SCOPE = {
     "recommendations": ("run_id",),
 }
 EXAMPLE_ROWS = 2
+DEFAULT_RATIOS = (0.7, 0.1, 0.2)  # for splits recorded without their ratios
 _RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLE_ROWS}
 
 
@@ -396,7 +397,7 @@ def prepare(con: duckdb.DuckDBPyConnection, suite: str, config: QualityConfig | 
     """(frame, parameters, context, scope) for running ``suite`` on the warehouse behind ``con``.
 
     Scopes: raw_interactions(dataset); split_interactions(dataset, setting='clean',
-    ratios=(0.7, 0.1, 0.2)); item_embeddings(dataset, embedding_run);
+    ratios=the ratios recorded with the split, 7:1:2 where none are); item_embeddings(dataset, embedding_run);
     item_clusters(dataset, embedding_run, n_clusters=the run's only one);
     recommendations(run_id, k=the run's largest rank).
     """
@@ -416,13 +417,14 @@ def prepare(con: duckdb.DuckDBPyConnection, suite: str, config: QualityConfig | 
         }
     elif suite == "split_interactions":
         scope.setdefault("setting", "clean")
-        ratios = tuple(float(r) for r in scope.pop("ratios", (0.7, 0.1, 0.2)))
-        if len(ratios) != 3:
-            raise ValueError(f"quality suite split_interactions: ratios must be (train, valid, test), got {ratios}")
         found = warehouse.run_sql(con, "quality/split_setting", dataset=scope["dataset"], setting=scope["setting"]).fetchall()
         if not found:
             raise ValueError(f"dataset {scope['dataset']!r} has no split setting {scope['setting']!r} in split_reports")
-        row, min_rating = found[0]
+        row, min_rating, *stored = found[0]
+        default = tuple(stored) if None not in stored else DEFAULT_RATIOS
+        ratios = tuple(float(r) for r in scope.pop("ratios", default))
+        if len(ratios) != 3:
+            raise ValueError(f"quality suite split_interactions: ratios must be (train, valid, test), got {ratios}")
         context["method"] = row
         if row in ("global", "per_user"):
             scope["ratios"] = ratios
@@ -525,7 +527,7 @@ def build_report(warehouse_path: str | Path, out_dir: str | Path = "reports/qual
     """Run every suite on every scope in the warehouse; write Data Docs and ``summary.html`` to ``out_dir``.
 
     Recommendations are checked for the published run of each dataset (K = its largest rank),
-    splits against the default 7:1:2 ratios.
+    splits against the ratios recorded when they were made.
     """
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)

@@ -203,7 +203,8 @@ def make_split(con: duckdb.DuckDBPyConnection, dataset: str, config: SplitConfig
             _add_random_noise(con, dataset, config)
         run_sql(
             con, "splits/report", dataset=dataset, setting=config.setting, method=config.method,
-            min_rating=config.min_rating,
+            min_rating=config.min_rating, train_ratio=config.ratios[0], valid_ratio=config.ratios[1],
+            test_ratio=config.ratios[2],
         )
         row = run_sql(con, "splits/get_report", dataset=dataset, setting=config.setting).fetchall()[0]
         if row[0] == 0:

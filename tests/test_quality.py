@@ -254,6 +254,29 @@ def test_rating_range_is_configurable(db):
         QualityConfig(rating_range=(5, 1))
 
 
+def test_split_checked_against_its_recorded_ratios(db):
+    """A split made 8:1:1 passes against the ratios stored with it; checked as 7:1:2 it fails the share check."""
+    with warehouse.connect(db) as con:
+        make_split(con, DS, SplitConfig(setting="eighty", ratios=(0.8, 0.1, 0.1)))
+        assert con.execute("select train_ratio, valid_ratio, test_ratio from split_reports where setting = 'eighty'").fetchone() == (0.8, 0.1, 0.1)
+    own = quality.validate(db, "split_interactions", config=LOOSE, dataset=DS, setting="eighty")
+    assert own.success, own.message()
+    assert own.scope["ratios"] == (0.8, 0.1, 0.1)
+    forced = quality.validate(db, "split_interactions", config=LOOSE, dataset=DS, setting="eighty", ratios=(0.7, 0.1, 0.2))
+    assert not forced.success and "share" in forced.message()
+
+
+def test_old_split_reports_gain_ratio_columns_checked_as_default(db):
+    """A warehouse whose split_reports predates the ratio columns is migrated; its splits are checked as 7:1:2."""
+    with duckdb.connect(str(db)) as con:
+        for column in ("train_ratio", "valid_ratio", "test_ratio"):
+            con.execute(f"alter table split_reports drop column {column}")
+    with warehouse.connect(db) as con:  # applies the schema
+        assert con.execute("select train_ratio from split_reports where setting = 'clean'").fetchone() == (None,)
+    result = quality.validate(db, "split_interactions", config=LOOSE, dataset=DS, setting="clean")
+    assert result.success and result.scope["ratios"] == (0.7, 0.1, 0.2)
+
+
 def test_duplicate_threshold_is_configurable(db):
     with duckdb.connect(str(db)) as con:
         con.execute("insert into raw_interactions select * from raw_interactions where line_no % 20 = 0")

@@ -68,7 +68,8 @@ def ingest_presplit(con: duckdb.DuckDBPyConnection, directory: str | Path, datas
             run_sql(con, "staging/import_presplit_items", dataset=dataset, n_items=data.n_items)
             run_sql(con, "staging/import_presplit_interactions", dataset=dataset)
             run_sql(con, "splits/import_presplit_rows", dataset=dataset, setting=setting)
-            run_sql(con, "splits/report", dataset=dataset, setting=setting, method="imported", min_rating=None)
+            run_sql(con, "splits/report", dataset=dataset, setting=setting, method="imported", min_rating=None,
+                    train_ratio=None, valid_ratio=None, test_ratio=None)
         finally:
             con.unregister("presplit_rows")
     return IngestResult(batch_id, dataset, str(directory), "diffrec-splits", sha256, len(rows), len(rows), 0, skipped=False)

@@ -22,5 +22,12 @@ create table if not exists split_reports (
     users_excluded      bigint not null,    -- users seen in valid/test only
     items_excluded      bigint not null,    -- items seen in valid/test only
     created_at          timestamp not null,
+    train_ratio         double,             -- the configured ratios (null for imported splits)
+    valid_ratio         double,
+    test_ratio          double,
     primary key (dataset, setting)
 );
+-- Warehouses made before the ratios were recorded gain the columns (null: checked against 7:1:2).
+alter table split_reports add column if not exists train_ratio double;
+alter table split_reports add column if not exists valid_ratio double;
+alter table split_reports add column if not exists test_ratio double;

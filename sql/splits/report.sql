@@ -1,8 +1,10 @@
 -- splits/report: counts of one (dataset, setting) split, including the valid/test rows,
--- users and items excluded from evaluation because they never appear in train.
+-- users and items excluded from evaluation because they never appear in train, and the configured
+-- ratios (null for imported splits).
 insert into split_reports (
     dataset, setting, method, min_rating, train_rows, valid_rows, test_rows,
-    valid_rows_excluded, test_rows_excluded, users_excluded, items_excluded, created_at
+    valid_rows_excluded, test_rows_excluded, users_excluded, items_excluded, created_at,
+    train_ratio, valid_ratio, test_ratio
 )
 with split_rows as (
     select split, user_id, item_id
@@ -40,4 +42,7 @@ select
     (select count(*) from held_out where split = 'test' and not (user_seen and item_seen)),
     (select count(distinct user_id) from held_out where not user_seen),
     (select count(distinct item_id) from held_out where not item_seen),
-    cast(now() as timestamp);
+    cast(now() as timestamp),
+    cast($train_ratio as double),
+    cast($valid_ratio as double),
+    cast($test_ratio as double);
