@@ -55,3 +55,35 @@ def test_scoring_without_a_graph_says_what_to_do():
         model.score(Batch(users=torch.tensor([0]), x=torch.zeros(1, 3)))
     with pytest.raises(ValueError, match="built for 2 users x 3 items"):
         model.prepare(sp.csr_matrix((3, 3), dtype=np.float32))
+
+
+def test_checkpoint_scores_known_users_without_the_graph(checker, tmp_path):
+    """Batch inference loads only the checkpoint: the evaluated embeddings travel in it, scores are the same."""
+    from diffrec_core.config import RunConfig
+    from diffrec_core.evaluation import Target
+    from diffrec_core.recommend import top_k
+    from diffrec_core.training import fit, load_checkpoint, save_checkpoint
+
+    train, withheld = checker
+    heldout = sp.csr_matrix((np.ones(len(withheld), dtype=np.float32), (np.arange(len(withheld)), withheld)), shape=train.shape)
+    run = RunConfig(model=ModelConfig(name="lightgcn", params={"emb_size": 16, "n_layers": 2, "reg": 1e-4}),
+                    training=TrainingConfig(epochs=30, batch_size=50, lr=3e-2, patience=30, eval_every=10, seed=7))
+    model = build_model(run.model, *train.shape, seed=7)
+    fit(model, train, Target(heldout, train), run.training, device=torch.device("cpu"))
+    model.eval()
+    users = torch.arange(train.shape[0])
+    expected = model.score(Batch(users=users, x=torch.zeros(train.shape)))
+    save_checkpoint(tmp_path / "ckpt", model, run, *train.shape)
+
+    loaded, _ = load_checkpoint(tmp_path / "ckpt")
+    assert loaded.needs_user_ids and loaded._graph is None
+    torch.testing.assert_close(loaded.score(Batch(users=users, x=torch.zeros(train.shape))), expected)
+    recs = top_k(lambda x, u: loaded.score(Batch(users=u, x=x)), train, 1, batch_size=16, pass_users=True)
+    assert (recs["item"] == withheld[recs["user"]]).mean() >= 0.9
+    np.testing.assert_array_equal(loaded.item_embeddings(), model.item_embeddings())
+
+
+def test_untrained_model_without_graph_refuses_to_score():
+    model = build_model(ModelConfig(name="lightgcn"), 2, 3, seed=0).eval()
+    with pytest.raises(ValueError, match="no interaction graph"):
+        model.score(Batch(users=torch.arange(2), x=torch.zeros(2, 3)))

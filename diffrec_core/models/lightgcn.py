@@ -56,7 +56,14 @@ def to_torch_sparse(matrix: sp.csr_matrix, device: torch.device | str = "cpu") -
 
 
 class LightGCN(Recommender):
-    """score(u, i) = <e_u, e_i> with e = mean_k (Â^k E⁰); needs ``prepare(train)`` before use."""
+    """score(u, i) = <e_u, e_i> with e = mean_k (Â^k E⁰); training needs ``prepare(train)``.
+
+    Every evaluation-mode propagation is also kept in the buffers ``final_user`` / ``final_item``,
+    so a checkpoint carries the embeddings it was evaluated with and scores known users without
+    the interaction graph (batch inference loads only the checkpoint).
+    """
+
+    needs_user_ids = True
 
     def __init__(self, n_users: int, n_items: int, emb_size: int, n_layers: int, reg: float, init_std: float):
         super().__init__()
@@ -67,6 +74,9 @@ class LightGCN(Recommender):
         self.item_emb = nn.Embedding(n_items, emb_size)
         nn.init.normal_(self.user_emb.weight, 0.0, init_std)
         nn.init.normal_(self.item_emb.weight, 0.0, init_std)
+        self.register_buffer("final_user", torch.zeros(n_users, emb_size))
+        self.register_buffer("final_item", torch.zeros(n_items, emb_size))
+        self.register_buffer("has_final", torch.zeros((), dtype=torch.bool))
         self._graph: torch.Tensor | None = None
         self._graph_of: int | None = None  # id() of the inputs the graph was built from
         self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -120,11 +130,16 @@ class LightGCN(Recommender):
 
     def score(self, batch: Batch) -> torch.Tensor:
         """(B, n_items) = E_u[users] E_i^T; the history in ``batch.x`` is not used (known users only)."""
+        if not self.training and self._cache is None and self._graph is None and bool(self.has_final):
+            self._cache = (self.final_user, self.final_item)  # a loaded checkpoint: its evaluated embeddings
         if self.training or self._cache is None:
             with torch.set_grad_enabled(self.training and torch.is_grad_enabled()):
                 emb = self.propagate()
             if self.training:
                 return emb[0][batch.users] @ emb[1].T
+            self.final_user.copy_(emb[0].detach())
+            self.final_item.copy_(emb[1].detach())
+            self.has_final.fill_(True)
             self._cache = emb
         users_all, items_all = self._cache
         return users_all[batch.users] @ items_all.T
@@ -132,7 +147,8 @@ class LightGCN(Recommender):
     @torch.no_grad()
     def item_embeddings(self) -> np.ndarray:
         """(n_items, d) float32 final item embeddings (mean over layers), e.g. for item clustering."""
-        return self.propagate()[1].detach().cpu().numpy().astype(np.float32)
+        items = self.final_item if self._graph is None and bool(self.has_final) else self.propagate()[1]
+        return items.detach().cpu().numpy().astype(np.float32)
 
 
 @register("lightgcn", LightGCNParams, "LightGCN: linear graph propagation of user and item embeddings, BPR loss (He et al. 2020)")
