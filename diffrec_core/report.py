@@ -3,7 +3,8 @@ training time), as a markdown table and a bar chart in the manner of the DiffRec
 
 Inputs are evaluated ``model_runs`` of the warehouse (for each model and setting, the run with
 the best validation Recall@20 is shown: selection never looks at test) and, optionally, the
-JSON results that ``bench/accuracy.py`` writes (mean of their seeds).
+JSON results that ``bench/accuracy.py`` writes (mean of their seeds; for each model, among the
+files with the most seeds, the one with the best mean validation Recall@20).
 """
 
 from __future__ import annotations
@@ -113,7 +114,21 @@ def rows_from_bench(directory: str | Path, dataset: str) -> list[Row]:
             seeds=len(out.get("seeds") or per_seed) or 1,
             device=str(out.get("device", "")),
         ))
-    return rows
+    return best_per_model(rows)
+
+
+def best_per_model(rows: list[Row]) -> list[Row]:
+    """One row per model: among its rows with the most seeds, the best validation Recall@20 (never test).
+
+    Rows without a validation figure lose to rows with one; ties keep the first (file order).
+    """
+    best: dict[str, Row] = {}
+    for row in rows:
+        key = (row.seeds, row.valid_recall20 if row.valid_recall20 is not None else float("-inf"))
+        kept = best.get(row.model)
+        if kept is None or key > (kept.seeds, kept.valid_recall20 if kept.valid_recall20 is not None else float("-inf")):
+            best[row.model] = row
+    return list(best.values())
 
 
 def _memory(metrics: dict[str, Any]) -> tuple[float | None, str]:

@@ -82,3 +82,18 @@ def test_compare_needs_a_source(tmp_path):
 
     with pytest.raises(ValueError, match="nothing to compare"):
         compare("tiny", tmp_path)
+
+
+def test_bench_rows_one_per_model_chosen_on_validation_among_most_seeds(tmp_path):
+    from diffrec_core.report import rows_from_bench
+
+    def result(name, r20, valid, seeds):
+        (tmp_path / name).write_text(json.dumps({
+            "dataset": "tiny", "model": "diffrec", "seeds": list(range(seeds)), "valid_mean": {"recall@20": valid},
+            "mean": {"recall@10": r20 / 2, "recall@20": r20, "ndcg@10": r20 / 3, "ndcg@20": r20 / 2.5}}))
+
+    result("a.json", 0.30, 0.10, 3)   # best test, worse validation: not chosen
+    result("b.json", 0.20, 0.12, 3)   # chosen
+    result("c.json", 0.40, 0.20, 1)   # best validation but a single seed: fewer seeds lose
+    rows = rows_from_bench(tmp_path, "tiny")
+    assert [(r.model, r.source) for r in rows] == [("diffrec", "b.json")]
