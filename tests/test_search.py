@@ -1,12 +1,15 @@
 """Hyperparameter grids and the search flow."""
 
 import json
+from pathlib import Path
 
 import duckdb
 import pytest
 
 from diffrec_core.search import apply_overrides, config_key, load_grid, sample_trials
 from diffrec_core.config import RunConfig
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_grid(tmp_path, grid, base_training=None):
@@ -88,3 +91,13 @@ def test_variant_grid_starts_from_its_base_models_config(tmp_path):
     grid = load_grid(path)
     assert grid.base.model.name == "tdiffrec"
     assert grid.base.model.params["diffusion"]["steps"] == 5  # the shipped ml-1m_noisy DiffRec schedule
+
+
+@pytest.mark.parametrize("path", sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "configs" / "grids").rglob("*.yaml")))
+def test_shipped_grids_load_and_vary_their_base(path):
+    """Every committed grid file validates, and each of its axes changes the base config somewhere."""
+    grid = load_grid(ROOT / path)
+    trials = grid.trials()
+    assert trials, f"{path}: no valid trial"
+    assert len({config_key(t) for t in trials}) == len(trials)
+    assert any(config_key(t) != config_key(grid.base) for t in trials)
