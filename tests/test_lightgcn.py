@@ -87,3 +87,13 @@ def test_untrained_model_without_graph_refuses_to_score():
     model = build_model(ModelConfig(name="lightgcn"), 2, 3, seed=0).eval()
     with pytest.raises(ValueError, match="no interaction graph"):
         model.score(Batch(users=torch.arange(2), x=torch.zeros(2, 3)))
+
+
+def test_older_checkpoint_without_final_embeddings_loads_and_needs_the_graph():
+    model = build_model(ModelConfig(name="lightgcn", params={"emb_size": 4}), 2, 3, seed=0)
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith(("final_", "has_final"))}
+    fresh = build_model(ModelConfig(name="lightgcn", params={"emb_size": 4}), 2, 3, seed=1)
+    fresh.load_state_dict(state)
+    torch.testing.assert_close(fresh.user_emb.weight, model.user_emb.weight)
+    with pytest.raises(ValueError, match="no interaction graph"):
+        fresh.eval().score(Batch(users=torch.arange(2), x=torch.zeros(2, 3)))

@@ -109,6 +109,11 @@ class LightGCN(Recommender):
         self._cache = None  # weights change while training; recompute the propagation for scoring
         return super().train(mode)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in ("final_user", "final_item", "has_final"):  # checkpoints written before these buffers
+            state_dict.setdefault(prefix + name, getattr(self, name))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def _apply(self, fn, *args, **kwargs):
         out = super()._apply(fn, *args, **kwargs)
         if self._graph is not None:
