@@ -207,22 +207,11 @@ def _row_text(row: Mapping[str, Any]) -> str:
 # ----------------------------------------------------------------------------- GE
 
 
-_GX_LOCK = threading.Lock()
-_GX: tuple | None = None
-
-
+@lru_cache(maxsize=1)
 def _gx():
-    """(great_expectations, ephemeral context, pandas data source), made once per process.
-
-    Single-flight: a thread arriving while another one is building it waits for that one instead of
-    building a second context.
-    """
-    global _GX
-    with _GX_LOCK:
-        if _GX is None:
-            gx, context = _ephemeral_context()
-            _GX = (gx, context, context.data_sources.add_pandas("diffrec_quality"))
-        return _GX
+    """(great_expectations, ephemeral context, pandas data source), made once per process."""
+    gx, context = _ephemeral_context()
+    return gx, context, context.data_sources.add_pandas("diffrec_quality")
 
 
 _WORKER_LOCK = threading.Lock()
