@@ -110,6 +110,7 @@ def train_and_test(run: RunConfig, setting: str, data: SplitData, clean_test, de
         "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run,
         "seconds": time.perf_counter() - t0,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
     }
 
 
@@ -132,7 +133,7 @@ def trials_for(model: str, dataset: str, chosen: dict[str, RunConfig], training:
 
 
 def main(
-    data: Annotated[list[Path], typer.Option("--data", help="raw interaction log (repeat for several)")],
+    data: Annotated[Optional[list[Path]], typer.Option("--data", help="raw interaction log (repeat for several)")] = None,
     out: Annotated[Path, typer.Option(help="output stem: <out>-<dataset>.json per dataset, <out>.md and <out>-recall20.png over all")] = Path("bench/results/settings"),
     models: Annotated[str, typer.Option(help=f"comma-separated models, of {', '.join(MODELS)}; unregistered ones are skipped")] = ",".join(DEFAULT_MODELS),
     method: Annotated[str, typer.Option(help="split method: per_user or global")] = "per_user",
@@ -146,9 +147,19 @@ def main(
     resume: Annotated[bool, typer.Option(help="keep the runs already in <out>-<dataset>.json made with the same options")] = True,
     eval_every: Annotated[Optional[int], typer.Option(help="validate every N epochs (default: each model's config)")] = None,
     w_min_grid: Annotated[str, typer.Option(help="T-variants: w_min values searched on the clean validation set")] = ",".join(map(str, W_MIN_GRID)),
+    merge_from: Annotated[Optional[list[Path]], typer.Option("--merge-from", help="instead of running: fold the finished models of these <stem>-<dataset>.json files into <out>-<dataset>.json, then render")] = None,
     grid: Annotated[Optional[list[str]], typer.Option("--grid", help="replace one grid axis, e.g. --grid 'diffrec:model.params.diffusion.noise_scale=[0.01]'")] = None,
 ) -> None:
     """Every setting of every raw log, every model: grid on clean validation, then each setting; table and plot."""
+    if merge_from:
+        for path in merge_from:
+            dataset = json.loads(path.read_text())["dataset"]
+            merge([path], out.with_name(f"{out.name}-{dataset}.json"))
+        render(out)
+        print(out.with_suffix(".md").read_text())
+        return
+    if not data:
+        raise SystemExit("error: give --data FILE (a raw log) or --merge-from FILE")
     torch.set_num_threads(threads)
     dev = select_device(device)
     p_values = tuple(float(p) for p in ratios.split(","))
@@ -190,7 +201,7 @@ def main(
                                  "splits": reports, "grid": {}, "chosen": {}, "runs": {}, "seconds": 0.0}
         if resume and json_path.exists():
             previous = json.loads(json_path.read_text())
-            if all(previous.get(k) == v for k, v in options.items()) and previous.get("splits") == reports:
+            if _protocol(previous) == _protocol(options) and previous.get("splits") == reports:
                 entry.update({k: previous[k] for k in ("grid", "chosen", "runs", "seconds")})
         with warehouse.connect(wh_path, read_only=True) as con:
             split_data = {s: load_split(con, dataset, s) for s in settings}
@@ -246,6 +257,37 @@ def main(
     print(out.with_suffix(".md").read_text())
     if scratch:
         scratch.cleanup()
+
+
+def _protocol(options: dict) -> dict:
+    """What makes two runs comparable: split method, ratios and training options, but not where they
+    ran (device, threads), so a command on a GPU machine extends the runs of a CPU one."""
+    training = {k: v for k, v in options.get("training", {}).items() if k not in ("device", "threads")}
+    return {"method": options.get("method"), "ratios": options.get("ratios"), "training": training}
+
+
+def merge(paths: list[Path], into: Path) -> None:
+    """Fold the models of other <out>-<dataset>.json files (same dataset, protocol and splits; e.g. run
+    on another machine) into ``into``: their grids, choices and runs are added model by model."""
+    entry = json.loads(into.read_text())
+    for path in paths:
+        other = json.loads(path.read_text())
+        if other.get("dataset") != entry["dataset"] or _protocol(other) != _protocol(entry) \
+                or other.get("splits") != entry["splits"]:
+            raise SystemExit(f"error: {path}: dataset, options or splits differ from {into}")
+        for model in other["models"]:
+            if model not in other["chosen"]:
+                continue  # not finished there
+            if model not in entry["models"]:
+                entry["models"].append(model)
+            device = other.get("device", "cpu")
+            entry["grid"][model] = [{**t, "device": t.get("device", device)} for t in other["grid"][model]]
+            entry["chosen"][model] = other["chosen"][model]
+            for setting, by_model in other["runs"].items():
+                if model in by_model:
+                    entry["runs"].setdefault(setting, {})[model] = {**by_model[model], "device": by_model[model].get("device", device)}
+    entry["models"].sort(key=lambda m: MODELS.index(m) if m in MODELS else 99)
+    into.write_text(json.dumps(entry, indent=2))
 
 
 def render(out: Path) -> None:
@@ -319,9 +361,22 @@ def markdown(results: dict) -> str:
         lines += ["", f"train/valid/test rows: {sizes}; {test_users} test users."]
         if missing:
             lines.append(f"Not measured (the command was stopped for CPU time; it resumes): {', '.join(missing)}.")
-        lines += [f"{entry['seconds'] / 60:.0f} min of training on {entry.get('device', 'cpu')}, "
-                  f"{t['threads']} thread(s), on a shared 2-core machine.", ""]
+        lines += [_training_time(entry), ""]
     return "\n".join(lines) + "\n"
+
+
+def _training_time(entry: dict) -> str:
+    """Minutes of training per device: every grid trial plus every run outside the clean setting
+    (the clean run is the chosen grid trial)."""
+    default = "cpu"  # runs before devices were recorded per run all ran on the CPU
+    minutes: dict[str, float] = {}
+    timed = [t for trials in entry["grid"].values() for t in trials]
+    timed += [r for setting, by_model in entry["runs"].items() if setting != "clean" for r in by_model.values()]
+    for r in timed:
+        device = r.get("device", default)
+        minutes[device] = minutes.get(device, 0.0) + r.get("seconds", 0.0) / 60
+    where = {"cpu": f"the shared 2-core CPU machine ({entry['training']['threads']} thread(s) per run)"}
+    return "Training time: " + "; ".join(f"{m:.0f} min on {where.get(d, d)}" for d, m in minutes.items()) + "."
 
 
 def plot(results: dict, path: Path) -> None:
