@@ -1,0 +1,94 @@
+"""The benchmark helpers that combine runs: settings results merged across machines, suite plans."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+settings = _load("settings")
+suite = _load("suite")
+
+
+def _run(r20, seconds=10.0, **extra):
+    metrics = {"recall@10": r20 / 2, "recall@20": r20, "ndcg@10": r20 / 3, "ndcg@20": r20 / 2.5}
+    return {"valid": metrics, "test": metrics, "test_users": 5, "best_epoch": 3, "epochs_run": 5, "seconds": seconds, **extra}
+
+
+def _entry(models, runs, device="cpu", threads=1, epochs=60):
+    return {"dataset": "toy", "method": "per_user", "ratios": [0.1], "models": models, "skipped_models": [],
+            "training": {"epochs": epochs, "patience": 8, "seed": 1, "threads": threads, "device": device},
+            "grids": {}, "w_min_grid": [0.1], "splits": {"clean": {"train": 7, "valid": 1, "test": 2}, "noisy-random-0.1": {"train": 8, "valid": 1, "test": 2}},
+            "grid": {m: [{"overrides": {}, **runs[m]["clean"]}] for m in models},
+            "chosen": {m: {} for m in models},
+            "runs": {s: {m: runs[m][s] for m in models} for s in ("clean", "noisy-random-0.1")},
+            "seconds": 0.0, "device": device}
+
+
+def test_settings_merge_adds_models_run_elsewhere_and_keeps_the_rest(tmp_path):
+    here = tmp_path / "s-toy.json"
+    here.write_text(json.dumps(_entry(["diffrec"], {"diffrec": {"clean": _run(0.2), "noisy-random-0.1": _run(0.18)}})))
+    gpu = _entry(["lightgcn"], {"lightgcn": {"clean": _run(0.25, 60.0), "noisy-random-0.1": _run(0.22, 60.0)}},
+                 device="NVIDIA H200", threads=4)
+    (tmp_path / "gpu-toy.json").write_text(json.dumps(gpu))
+
+    settings.merge([tmp_path / "gpu-toy.json"], here)
+    merged = json.loads(here.read_text())
+    assert merged["models"] == ["diffrec", "lightgcn"]
+    assert merged["runs"]["noisy-random-0.1"]["diffrec"]["test"]["recall@20"] == 0.18
+    assert merged["runs"]["noisy-random-0.1"]["lightgcn"]["test"]["recall@20"] == 0.22
+    assert merged["runs"]["noisy-random-0.1"]["lightgcn"]["device"] == "NVIDIA H200"
+    # training time is told per device: CPU runs untagged (older files), GPU runs tagged by the merge
+    text = settings._training_time(merged)
+    assert "2 min on NVIDIA H200" in text and "on the shared 2-core CPU machine" in text
+    table = settings.markdown({"toy": merged})
+    assert "| noisy-random-0.1 | lightgcn | 0.1100 | 0.2200 |" in table
+
+
+def test_settings_merge_refuses_another_protocol(tmp_path):
+    here = tmp_path / "s-toy.json"
+    here.write_text(json.dumps(_entry(["diffrec"], {"diffrec": {"clean": _run(0.2), "noisy-random-0.1": _run(0.18)}})))
+    other = _entry(["mf"], {"mf": {"clean": _run(0.1), "noisy-random-0.1": _run(0.1)}}, epochs=100)
+    (tmp_path / "o-toy.json").write_text(json.dumps(other))
+    with pytest.raises(SystemExit, match="options or splits differ"):
+        settings.merge([tmp_path / "o-toy.json"], here)
+    assert json.loads(here.read_text())["models"] == ["diffrec"]  # untouched
+
+
+def test_suite_plan_checks_and_dotted_overrides(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"groups": [{"name": "a", "splits": "x", "model": "mf", "seeds": [1]},
+                                              {"name": "a", "splits": "x", "model": "mf", "seeds": [2]}]}))
+    with pytest.raises(SystemExit, match="'a' is used twice"):
+        suite.load_plan(bad)
+    bad.write_text(yaml.safe_dump({"groups": [{"name": "a", "model": "mf"}]}))
+    with pytest.raises(SystemExit, match="group 0 lacks splits, seeds"):
+        suite.load_plan(bad)
+
+    base = tmp_path / "base.yaml"
+    base.write_text(yaml.safe_dump({"model": {"name": "lightgcn", "params": {"reg": 0.0001}}, "training": {"lr": 0.005}}))
+    out = suite.write_config(base, {"model.params.reg": 0.001, "training.ema_decay": 0.99}, tmp_path / "c" / "g.yaml")
+    cfg = yaml.safe_load(out.read_text())
+    assert cfg["model"]["params"]["reg"] == 0.001 and cfg["training"] == {"lr": 0.005, "ema_decay": 0.99}
+    with pytest.raises(SystemExit, match="'name' is not a mapping"):
+        suite.write_config(base, {"model.name.x": 1}, tmp_path / "c" / "h.yaml")
+
+
+def test_shipped_plans_load():
+    plans = sorted((ROOT / "bench" / "plans").glob("*.yaml"))
+    assert plans
+    for path in plans:
+        plan = suite.load_plan(path)
+        for g in plan["groups"]:
+            assert (ROOT / "configs" / g["splits"] / f"{g['model']}.yaml").is_file(), (path, g["name"])
