@@ -56,12 +56,20 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
     },
     "ldiffrec": {
         "model.params.diffusion.noise_scale": [0.01, 0.1],
+        "training.patience": [20],  # its KL and λ annealing make the first epochs flat: 8 stopped some runs before they learned
     },
     "multivae": {
         "training.lr": [0.001, 0.0003],
     },
+    # LightGCN makes one BPR step per batch of users: on these small logs a batch of 256 users is
+    # ~4 steps an epoch, so it gets smaller batches and its own epoch budget (early stopping still
+    # on validation); L2 weight as chosen on ml-1m_clean (1e-3) and He et al.'s (1e-4).
     "lightgcn": {
-        "training.lr": [0.005, 0.001],
+        "training.lr": [0.005, 0.01],
+        "model.params.reg": [0.0001, 0.001],
+        "training.batch_size": [64],
+        "training.epochs": [300],
+        "training.patience": [30],
     },
 }
 W_MIN_GRID = [0.1, 0.3, 0.5]
@@ -220,7 +228,8 @@ def main(
             trials = []
             for overrides, run in trials_for(model, dataset, chosen, training, grids, w_mins):
                 key = json.dumps(overrides, sort_keys=True)
-                if key in done and done[key]["config"] == run.model_dump(mode="json"):
+                # stored configs are re-validated first: options added since then read as their defaults
+                if key in done and RunConfig.model_validate(done[key]["config"]).model_dump(mode="json") == run.model_dump(mode="json"):
                     trials.append(done[key])
                     continue
                 t0 = time.perf_counter()
