@@ -1,7 +1,9 @@
 """Training settings from raw logs: clean, natural noise and random noise (paper §4.1, Figure 4).
 
-    python bench/settings.py --data ../shared/data/ml-100k/u.data --data ../shared/data/ml-latest-small/ratings.csv \
-        --threads 1 --out bench/results/settings
+    python bench/settings.py --plan bench/plans/settings/raw-logs.yaml \
+        --models diffrec,tdiffrec,ldiffrec,ltdiffrec,multivae,lightgcn --threads 1 --out bench/results/settings
+
+(or ``--data LOG`` per raw log, all with the command's options; a plan gives each log its own).
 
 For each raw log: ingest into a scratch warehouse, stage, and make the clean, noisy-natural
 and noisy-random-p (p = 0.1 ... 0.5) splits (per-user chronological 7:1:2 by default: the
@@ -15,7 +17,9 @@ ever selects; the test numbers are reported once per (setting, model).
 Writes <out>-<dataset>.json (every run, saved after each, so an interrupted command resumes
 where it stopped), <out>.md (test Recall/NDCG@10/20 per dataset, setting and model) and
 <out>-recall20.png (test Recall@20 against the random-noise proportion), over every
-<out>-*.json present.
+<out>-*.json present. Runs already in <out>-<dataset>.json with the same protocol (split method,
+ratios, training options; not the device or thread count) are kept, and ``--merge-from`` folds
+in the models of a file made on another machine.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -140,8 +145,66 @@ def trials_for(model: str, dataset: str, chosen: dict[str, RunConfig], training:
     return out
 
 
+@dataclass
+class DatasetOptions:
+    """The protocol of one raw log's experiment (CLI options, or one entry of a --plan file)."""
+
+    data: Path
+    ratios: tuple[float, ...]
+    training: dict
+    grids: dict
+    w_mins: list[float]
+
+
+def parse_grid(grids: dict, specs: list[str]) -> dict:
+    """Grids with axes replaced by 'MODEL:DOTTED.KEY=[V1, V2, ...]' specs."""
+    grids = {m: dict(axes) for m, axes in grids.items()}
+    for spec_text in specs:
+        model_name, _, rest = spec_text.partition(":")
+        key, _, values = rest.partition("=")
+        parsed = yaml.safe_load(values) if values else None
+        if not model_name or not key or not isinstance(parsed, list) or not parsed:
+            raise SystemExit(f"error: --grid must be MODEL:DOTTED.KEY=[V1, V2, ...], got {spec_text!r}")
+        grids.setdefault(model_name, {})[key] = parsed
+    return grids
+
+
+PLAN_KEYS = {"data", "max_epochs", "patience", "eval_every", "ratios", "w_min_grid", "grid"}
+
+
+def plan_options(path: Path, defaults: dict, device: str) -> list[DatasetOptions]:
+    """Per-dataset options from a plan file: a 'datasets' list whose entries override the CLI options."""
+    if not path.is_file():
+        raise SystemExit(f"error: {path}: no such plan file")
+    plan = yaml.safe_load(path.read_text())
+    entries = plan.get("datasets") if isinstance(plan, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise SystemExit(f"error: {path}: a plan needs a non-empty 'datasets' list")
+    out = []
+    for i, e in enumerate(entries):
+        unknown = set(e) - PLAN_KEYS if isinstance(e, dict) else {"(not a mapping)"}
+        if unknown or "data" not in e:
+            raise SystemExit(f"error: {path}: datasets[{i}] needs 'data' and takes only {sorted(PLAN_KEYS)}; got {sorted(unknown) or 'no data'}")
+        o = {**defaults, **e}
+        grids = parse_grid(GRIDS, [])
+        for model_name, axes in (e.get("grid") or {}).items():
+            grids.setdefault(model_name, {}).update({k: list(v) for k, v in axes.items()})
+        out.append(_options(Path(o["data"]), o["ratios"], o["max_epochs"], o["patience"], o.get("eval_every"),
+                            o["seed"], o["threads"], device, grids, o["w_min_grid"]))
+    return out
+
+
+def _options(data: Path, ratios, max_epochs: int, patience: int, eval_every, seed: int, threads: int, device: str,
+             grids: dict, w_mins) -> DatasetOptions:
+    training = {"epochs": max_epochs, "patience": patience, "seed": seed, "threads": threads, "device": device}
+    if eval_every:
+        training["eval_every"] = eval_every
+    return DatasetOptions(data, tuple(float(p) for p in ratios), training, grids, [float(w) for w in w_mins])
+
+
 def main(
     data: Annotated[Optional[list[Path]], typer.Option("--data", help="raw interaction log (repeat for several)")] = None,
+    plan: Annotated[Optional[Path], typer.Option(help="YAML with a 'datasets' list: per raw log its data path and the options below that differ (max_epochs, patience, eval_every, ratios, w_min_grid, grid)")] = None,
     out: Annotated[Path, typer.Option(help="output stem: <out>-<dataset>.json per dataset, <out>.md and <out>-recall20.png over all")] = Path("bench/results/settings"),
     models: Annotated[str, typer.Option(help=f"comma-separated models, of {', '.join(MODELS)}; unregistered ones are skipped")] = ",".join(DEFAULT_MODELS),
     method: Annotated[str, typer.Option(help="split method: per_user or global")] = "per_user",
@@ -166,11 +229,10 @@ def main(
         render(out)
         print(out.with_suffix(".md").read_text())
         return
-    if not data:
-        raise SystemExit("error: give --data FILE (a raw log) or --merge-from FILE")
+    if not data and not plan:
+        raise SystemExit("error: give --data FILE (a raw log), --plan FILE or --merge-from FILE")
     torch.set_num_threads(threads)
     dev = select_device(device)
-    p_values = tuple(float(p) for p in ratios.split(","))
     registered = set(available())
     wanted = [m for m in models.split(",") if m]
     skipped = [m for m in wanted if m not in registered]
@@ -180,92 +242,97 @@ def main(
     for m in wanted:
         if m in VARIANTS and VARIANTS[m][0] not in wanted:
             raise SystemExit(f"error: {m} needs its base model {VARIANTS[m][0]} in --models")
-    training = {"epochs": max_epochs, "patience": patience, "seed": seed, "threads": threads, "device": dev.type}
-    if eval_every:
-        training["eval_every"] = eval_every
-    grids = {m: dict(axes) for m, axes in GRIDS.items()}
-    for spec_text in grid or []:
-        model_name, _, rest = spec_text.partition(":")
-        key, _, values = rest.partition("=")
-        parsed = yaml.safe_load(values) if values else None
-        if not model_name or not key or not isinstance(parsed, list) or not parsed:
-            raise SystemExit(f"error: --grid must be MODEL:DOTTED.KEY=[V1, V2, ...], got {spec_text!r}")
-        grids.setdefault(model_name, {})[key] = parsed
-    w_mins = [float(w) for w in w_min_grid.split(",")]
-    options = {"method": method, "ratios": sorted(p_values), "training": training}
+    cli_ratios, cli_w_mins = ratios.split(","), w_min_grid.split(",")
+    datasets = [_options(d, cli_ratios, max_epochs, patience, eval_every, seed, threads, dev.type,
+                         parse_grid(GRIDS, grid or []), cli_w_mins) for d in data or []]
+    if plan:
+        defaults = {"ratios": cli_ratios, "max_epochs": max_epochs, "patience": patience, "eval_every": eval_every,
+                    "seed": seed, "threads": threads, "w_min_grid": cli_w_mins}
+        datasets += plan_options(plan, defaults, dev.type)
+    for o in datasets:
+        if not o.data.is_file():
+            raise SystemExit(f"error: {o.data}: no such raw log")
     scratch = tempfile.TemporaryDirectory() if work_dir is None else None
     root = Path(scratch.name) if scratch else work_dir
     root.mkdir(parents=True, exist_ok=True)
     out.parent.mkdir(parents=True, exist_ok=True)
-    for data_path in data:
-        t_start = time.perf_counter()
-        wh_path = root / f"{data_path.parent.name}-{data_path.stem}.duckdb"
-        if wh_path.exists():
-            wh_path.unlink()
-        dataset, settings, reports = prepare(data_path, wh_path, method, p_values, seed)
-        json_path = out.with_name(f"{out.name}-{dataset}.json")
-        entry: dict[str, Any] = {"dataset": dataset, **options, "grids": grids, "w_min_grid": w_mins,
-                                 "models": wanted, "skipped_models": skipped,
-                                 "splits": reports, "grid": {}, "chosen": {}, "runs": {}, "seconds": 0.0}
-        if resume and json_path.exists():
-            previous = json.loads(json_path.read_text())
-            if _protocol(previous) == _protocol(options) and previous.get("splits") == reports:
-                entry.update({k: previous[k] for k in ("grid", "chosen", "runs", "seconds")})
-        with warehouse.connect(wh_path, read_only=True) as con:
-            split_data = {s: load_split(con, dataset, s) for s in settings}
-        clean_test = split_data["clean"].test
-        side_data = _side_data_factory(dataset, training)
-
-        def save() -> None:
-            entry["device"] = torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu"
-            json_path.write_text(json.dumps(entry, indent=2))
-            render(out)
-
-        chosen: dict[str, RunConfig] = {}
-        for model in wanted:
-            needs_side = bool(getattr(spec(model), "side", ()))
-            done = {json.dumps(t["overrides"], sort_keys=True): t for t in entry["grid"].get(model, [])}
-            trials = []
-            for overrides, run in trials_for(model, dataset, chosen, training, grids, w_mins):
-                key = json.dumps(overrides, sort_keys=True)
-                # stored configs are re-validated first: options added since then read as their defaults
-                if key in done and RunConfig.model_validate(done[key]["config"]).model_dump(mode="json") == run.model_dump(mode="json"):
-                    trials.append(done[key])
-                    continue
-                t0 = time.perf_counter()
-                r = train_and_test(run, "clean", split_data["clean"], clean_test, dev, side_data if needs_side else None)
-                trials.append({"overrides": overrides, **r, "config": run.model_dump(mode="json")})
-                entry["grid"][model] = trials + [t for k, t in done.items() if k not in {json.dumps(x["overrides"], sort_keys=True) for x in trials}]
-                entry["seconds"] += time.perf_counter() - t0
-                save()
-                print(json.dumps({"dataset": dataset, "model": model, "grid": overrides,
-                                  "valid_recall@20": round(r["valid"]["recall@20"], 4), "seconds": round(r["seconds"], 1)}), flush=True)
-            entry["grid"][model] = trials
-            best = max(range(len(trials)), key=lambda i: trials[i]["valid"]["recall@20"])
-            chosen[model] = RunConfig.model_validate(trials[best]["config"])
-            if entry["chosen"].get(model) != trials[best]["overrides"]:
-                for by_model in entry["runs"].values():  # runs of another choice are stale
-                    by_model.pop(model, None)
-            entry["chosen"][model] = trials[best]["overrides"]
-            entry["runs"].setdefault("clean", {})[model] = {k: v for k, v in trials[best].items() if k not in ("config", "overrides")}
-            save()
-        # Then setting by setting, every model in each, so an interrupted command leaves whole settings.
-        for setting in settings[1:]:
-            for model in wanted:
-                needs_side = bool(getattr(spec(model), "side", ()))
-                if model in entry["runs"].get(setting, {}):
-                    continue
-                t0 = time.perf_counter()
-                r = train_and_test(chosen[model], setting, split_data[setting], clean_test, dev, side_data if needs_side else None)
-                entry["runs"].setdefault(setting, {})[model] = r
-                entry["seconds"] += time.perf_counter() - t0
-                save()
-                print(json.dumps({"dataset": dataset, "model": model, "setting": setting,
-                                  "test_recall@20": round(r["test"]["recall@20"], 4), "seconds": round(r["seconds"], 1)}), flush=True)
-        print(f"{dataset}: done in {(time.perf_counter() - t_start) / 60:.0f} min", flush=True)
+    for o in datasets:
+        run_dataset(o, out, wanted, skipped, method, seed, dev, root, resume)
     print(out.with_suffix(".md").read_text())
     if scratch:
         scratch.cleanup()
+
+
+def run_dataset(o: DatasetOptions, out: Path, wanted: list[str], skipped: list[str], method: str, seed: int,
+                dev: torch.device, root: Path, resume: bool) -> None:
+    """One raw log: make its settings, search each model on clean validation, run every setting."""
+    data_path, training, grids, w_mins = o.data, o.training, o.grids, o.w_mins
+    options = {"method": method, "ratios": sorted(o.ratios), "training": training}
+    t_start = time.perf_counter()
+    wh_path = root / f"{data_path.parent.name}-{data_path.stem}.duckdb"
+    if wh_path.exists():
+        wh_path.unlink()
+    dataset, settings, reports = prepare(data_path, wh_path, method, o.ratios, seed)
+    json_path = out.with_name(f"{out.name}-{dataset}.json")
+    entry: dict[str, Any] = {"dataset": dataset, **options, "grids": grids, "w_min_grid": w_mins,
+                             "models": wanted, "skipped_models": skipped,
+                             "splits": reports, "grid": {}, "chosen": {}, "runs": {}, "seconds": 0.0}
+    if resume and json_path.exists():
+        previous = json.loads(json_path.read_text())
+        if _protocol(previous) == _protocol(options) and previous.get("splits") == reports:
+            entry.update({k: previous[k] for k in ("grid", "chosen", "runs", "seconds")})
+    with warehouse.connect(wh_path, read_only=True) as con:
+        split_data = {s: load_split(con, dataset, s) for s in settings}
+    clean_test = split_data["clean"].test
+    side_data = _side_data_factory(dataset, training)
+
+    def save() -> None:
+        entry["device"] = torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu"
+        json_path.write_text(json.dumps(entry, indent=2))
+        render(out)
+
+    chosen: dict[str, RunConfig] = {}
+    for model in wanted:
+        needs_side = bool(getattr(spec(model), "side", ()))
+        done = {json.dumps(t["overrides"], sort_keys=True): t for t in entry["grid"].get(model, [])}
+        trials = []
+        for overrides, run in trials_for(model, dataset, chosen, training, grids, w_mins):
+            key = json.dumps(overrides, sort_keys=True)
+            # stored configs are re-validated first: options added since then read as their defaults
+            if key in done and RunConfig.model_validate(done[key]["config"]).model_dump(mode="json") == run.model_dump(mode="json"):
+                trials.append(done[key])
+                continue
+            t0 = time.perf_counter()
+            r = train_and_test(run, "clean", split_data["clean"], clean_test, dev, side_data if needs_side else None)
+            trials.append({"overrides": overrides, **r, "config": run.model_dump(mode="json")})
+            entry["grid"][model] = trials + [t for k, t in done.items() if k not in {json.dumps(x["overrides"], sort_keys=True) for x in trials}]
+            entry["seconds"] += time.perf_counter() - t0
+            save()
+            print(json.dumps({"dataset": dataset, "model": model, "grid": overrides,
+                              "valid_recall@20": round(r["valid"]["recall@20"], 4), "seconds": round(r["seconds"], 1)}), flush=True)
+        entry["grid"][model] = trials
+        best = max(range(len(trials)), key=lambda i: trials[i]["valid"]["recall@20"])
+        chosen[model] = RunConfig.model_validate(trials[best]["config"])
+        if entry["chosen"].get(model) != trials[best]["overrides"]:
+            for by_model in entry["runs"].values():  # runs of another choice are stale
+                by_model.pop(model, None)
+        entry["chosen"][model] = trials[best]["overrides"]
+        entry["runs"].setdefault("clean", {})[model] = {k: v for k, v in trials[best].items() if k not in ("config", "overrides")}
+        save()
+    # Then setting by setting, every model in each, so an interrupted command leaves whole settings.
+    for setting in settings[1:]:
+        for model in wanted:
+            needs_side = bool(getattr(spec(model), "side", ()))
+            if model in entry["runs"].get(setting, {}):
+                continue
+            t0 = time.perf_counter()
+            r = train_and_test(chosen[model], setting, split_data[setting], clean_test, dev, side_data if needs_side else None)
+            entry["runs"].setdefault(setting, {})[model] = r
+            entry["seconds"] += time.perf_counter() - t0
+            save()
+            print(json.dumps({"dataset": dataset, "model": model, "setting": setting,
+                              "test_recall@20": round(r["test"]["recall@20"], 4), "seconds": round(r["seconds"], 1)}), flush=True)
+    print(f"{dataset}: done in {(time.perf_counter() - t_start) / 60:.0f} min", flush=True)
 
 
 def _protocol(options: dict) -> dict:

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _load(name):
     spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
     spec.loader.exec_module(module)
     return module
 
@@ -92,3 +94,41 @@ def test_shipped_plans_load():
         plan = suite.load_plan(path)
         for g in plan["groups"]:
             assert (ROOT / "configs" / g["splits"] / f"{g['model']}.yaml").is_file(), (path, g["name"])
+
+
+def test_settings_plan_gives_each_log_its_options(tmp_path):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(yaml.safe_dump({"datasets": [
+        {"data": "a.csv", "patience": 8},
+        {"data": "b.csv", "eval_every": 5, "ratios": [0.1, 0.5], "w_min_grid": [0.1],
+         "grid": {"diffrec": {"model.params.diffusion.noise_scale": [0.01]}}},
+    ]}))
+    defaults = {"ratios": ["0.1", "0.2"], "max_epochs": 60, "patience": 15, "eval_every": None, "seed": 7,
+                "threads": 1, "w_min_grid": ["0.1", "0.3"]}
+    a, b = settings.plan_options(plan, defaults, "cpu")
+    assert a.training == {"epochs": 60, "patience": 8, "seed": 7, "threads": 1, "device": "cpu"}
+    assert a.ratios == (0.1, 0.2) and a.w_mins == [0.1, 0.3]
+    assert a.grids["diffrec"] == settings.GRIDS["diffrec"]
+    assert b.training["eval_every"] == 5 and b.training["patience"] == 15 and b.ratios == (0.1, 0.5)
+    assert b.grids["diffrec"]["model.params.diffusion.noise_scale"] == [0.01]
+    assert b.grids["diffrec"]["model.params.diffusion.steps"] == settings.GRIDS["diffrec"]["model.params.diffusion.steps"]
+    assert settings.GRIDS["diffrec"]["model.params.diffusion.noise_scale"] != [0.01]  # the module's grid is not changed
+
+    plan.write_text(yaml.safe_dump({"datasets": [{"data": "a.csv", "epochs": 5}]}))
+    with pytest.raises(SystemExit, match=r"datasets\[0\] .*\['epochs'\]"):
+        settings.plan_options(plan, defaults, "cpu")
+
+
+def test_shipped_settings_plan_matches_the_recorded_results():
+    """The plan reproduces the protocol of bench/results/settings-*.json, so rerunning it resumes them."""
+    defaults = {"ratios": [str(r) for r in settings.RATIOS], "max_epochs": 100, "patience": 10, "eval_every": None,
+                "seed": 2023, "threads": 1, "w_min_grid": [str(w) for w in settings.W_MIN_GRID]}
+    for o in settings.plan_options(ROOT / "bench" / "plans" / "settings" / "raw-logs.yaml", defaults, "cpu"):
+        name = "ml-100k" if o.data.name == "u.data" else o.data.parent.name
+        recorded = ROOT / "bench" / "results" / f"settings-{name}.json"
+        if not recorded.is_file():
+            continue
+        entry = json.loads(recorded.read_text())
+        options = {"method": "per_user", "ratios": sorted(o.ratios), "training": o.training}
+        assert settings._protocol(entry) == settings._protocol(options), name
+        assert entry["w_min_grid"] == o.w_mins, name
