@@ -84,7 +84,7 @@ def main(
         path = out_dir / f"{dataset}-ldiffrec-C{c}.json"
         if not plot_only:
             run_one(splits, path, c, config, item_emb, seeds, threads, max_seconds, device)
-    rows = [json.loads(p.read_text()) for c in clusters if (p := out_dir / f"{dataset}-ldiffrec-C{c}.json").is_file()]
+    rows = [json.loads(p.read_text()) for c in sorted(set(clusters)) if (p := out_dir / f"{dataset}-ldiffrec-C{c}.json").is_file()]
     if not rows:
         raise SystemExit(f"error: no results in {out_dir}")
     c0 = rows[0]["clusters"]
