@@ -61,7 +61,10 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
     },
     "ldiffrec": {
         "model.params.diffusion.noise_scale": [0.01, 0.1],
-        "training.patience": [20],  # its KL and λ annealing make the first epochs flat: 8 stopped some runs before they learned
+        # its KL and λ annealing make the first epochs flat (patience 8 stopped runs before they
+        # learned) and it was still improving at 60 epochs: its own budget, as LightGCN's
+        "training.epochs": [200],
+        "training.patience": [20],
     },
     "multivae": {
         "training.lr": [0.001, 0.0003],
@@ -292,6 +295,7 @@ def run_dataset(o: DatasetOptions, out: Path, wanted: list[str], skipped: list[s
         render(out)
 
     chosen: dict[str, RunConfig] = {}
+    fresh: set[int] = set()  # ids of the grid trials trained in this command
     for model in wanted:
         needs_side = bool(getattr(spec(model), "side", ()))
         done = {json.dumps(t["overrides"], sort_keys=True): t for t in entry["grid"].get(model, [])}
@@ -305,6 +309,7 @@ def run_dataset(o: DatasetOptions, out: Path, wanted: list[str], skipped: list[s
             t0 = time.perf_counter()
             r = train_and_test(run, "clean", split_data["clean"], clean_test, dev, side_data if needs_side else None)
             trials.append({"overrides": overrides, **r, "config": run.model_dump(mode="json")})
+            fresh.add(id(trials[-1]))
             entry["grid"][model] = trials + [t for k, t in done.items() if k not in {json.dumps(x["overrides"], sort_keys=True) for x in trials}]
             entry["seconds"] += time.perf_counter() - t0
             save()
@@ -313,8 +318,10 @@ def run_dataset(o: DatasetOptions, out: Path, wanted: list[str], skipped: list[s
         entry["grid"][model] = trials
         best = max(range(len(trials)), key=lambda i: trials[i]["valid"]["recall@20"])
         chosen[model] = RunConfig.model_validate(trials[best]["config"])
-        if entry["chosen"].get(model) != trials[best]["overrides"]:
-            for by_model in entry["runs"].values():  # runs of another choice are stale
+        # Runs are stale when made from another choice, or from this choice with another config (a
+        # changed grid or base model: then the chosen trial was trained afresh in this command).
+        if entry["chosen"].get(model) != trials[best]["overrides"] or id(trials[best]) in fresh:
+            for by_model in entry["runs"].values():
                 by_model.pop(model, None)
         entry["chosen"][model] = trials[best]["overrides"]
         entry["runs"].setdefault("clean", {})[model] = {k: v for k, v in trials[best].items() if k not in ("config", "overrides")}

@@ -132,3 +132,52 @@ def test_shipped_settings_plan_matches_the_recorded_results():
         options = {"method": "per_user", "ratios": sorted(o.ratios), "training": o.training}
         assert settings._protocol(entry) == settings._protocol(options), name
         assert entry["w_min_grid"] == o.w_mins, name
+
+
+def test_settings_rerun_retrains_a_variant_whose_base_changed(tmp_path, monkeypatch):
+    """Resuming keeps what still holds; a variant whose base model's config changed is run again
+    on every setting even though its own choice (w_min) did not change."""
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    log = tmp_path / "toy" / "ratings.csv"
+    log.parent.mkdir()
+    pd.DataFrame({"userId": rng.integers(0, 60, n), "movieId": rng.integers(0, 80, n),
+                  "rating": rng.integers(1, 6, n).astype(float), "timestamp": rng.integers(10**9, 10**9 + 10**6, n)}
+                 ).drop_duplicates(["userId", "movieId"]).to_csv(log, index=False)
+    calls = []
+
+    def fake_train(run, setting, data, clean_test, device, side_data):
+        calls.append((run.model.name, setting))
+        score = 0.1 + float(run.model.params.get("diffusion", {}).get("noise_scale", 0.0))
+        metrics = {m: score for m in settings.METRICS}
+        return {"valid": metrics, "test": metrics, "test_users": 1, "best_epoch": run.training.patience,
+                "epochs_run": 1, "seconds": 0.0, "device": "cpu"}
+
+    monkeypatch.setattr(settings, "train_and_test", fake_train)
+    monkeypatch.setattr(settings, "render", lambda out: None)
+    out = tmp_path / "res" / "s"
+    out.parent.mkdir()
+
+    def run(grid):
+        calls.clear()
+        o = settings._options(log, [0.2], 5, 3, None, 1, 1, "cpu", grid, [0.1])
+        settings.run_dataset(o, out, ["diffrec", "tdiffrec"], [], "per_user", 1, torch.device("cpu"), tmp_path, True)
+        return json.loads((tmp_path / "res" / "s-toy.json").read_text())
+
+    first = run({"diffrec": {"model.params.diffusion.noise_scale": [0.01, 0.1]}})
+    assert first["chosen"]["diffrec"] == {"model.params.diffusion.noise_scale": 0.1}
+    assert ("tdiffrec", "noisy-natural") in calls
+
+    again = run({"diffrec": {"model.params.diffusion.noise_scale": [0.01, 0.1]}})
+    assert calls == []  # nothing changed: everything resumed
+    assert again["runs"] == first["runs"]
+
+    changed = run({"diffrec": {"model.params.diffusion.noise_scale": [0.01, 0.1], "training.patience": [7]}})
+    assert changed["chosen"]["tdiffrec"] == first["chosen"]["tdiffrec"]  # same w_min, new base
+    for setting in ("noisy-random-0.2", "noisy-natural"):
+        assert ("tdiffrec", setting) in calls and ("diffrec", setting) in calls
+        assert changed["runs"][setting]["tdiffrec"]["best_epoch"] == 7
