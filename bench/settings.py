@@ -279,11 +279,11 @@ def run_dataset(o: DatasetOptions, out: Path, wanted: list[str], skipped: list[s
     json_path = out.with_name(f"{out.name}-{dataset}.json")
     entry: dict[str, Any] = {"dataset": dataset, **options, "grids": grids, "w_min_grid": w_mins,
                              "models": wanted, "skipped_models": skipped,
-                             "splits": reports, "grid": {}, "chosen": {}, "runs": {}, "seconds": 0.0}
+                             "splits": reports, "grid": {}, "chosen": {}, "runs": {}}
     if resume and json_path.exists():
         previous = json.loads(json_path.read_text())
         if _protocol(previous) == _protocol(options) and previous.get("splits") == reports:
-            entry.update({k: previous[k] for k in ("grid", "chosen", "runs", "seconds")})
+            entry.update({k: previous[k] for k in ("grid", "chosen", "runs")})
     with warehouse.connect(wh_path, read_only=True) as con:
         split_data = {s: load_split(con, dataset, s) for s in settings}
     clean_test = split_data["clean"].test
@@ -306,12 +306,10 @@ def run_dataset(o: DatasetOptions, out: Path, wanted: list[str], skipped: list[s
             if key in done and RunConfig.model_validate(done[key]["config"]).model_dump(mode="json") == run.model_dump(mode="json"):
                 trials.append(done[key])
                 continue
-            t0 = time.perf_counter()
             r = train_and_test(run, "clean", split_data["clean"], clean_test, dev, side_data if needs_side else None)
             trials.append({"overrides": overrides, **r, "config": run.model_dump(mode="json")})
             fresh.add(id(trials[-1]))
             entry["grid"][model] = trials + [t for k, t in done.items() if k not in {json.dumps(x["overrides"], sort_keys=True) for x in trials}]
-            entry["seconds"] += time.perf_counter() - t0
             save()
             print(json.dumps({"dataset": dataset, "model": model, "grid": overrides,
                               "valid_recall@20": round(r["valid"]["recall@20"], 4), "seconds": round(r["seconds"], 1)}), flush=True)
@@ -332,10 +330,8 @@ def run_dataset(o: DatasetOptions, out: Path, wanted: list[str], skipped: list[s
             needs_side = bool(getattr(spec(model), "side", ()))
             if model in entry["runs"].get(setting, {}):
                 continue
-            t0 = time.perf_counter()
             r = train_and_test(chosen[model], setting, split_data[setting], clean_test, dev, side_data if needs_side else None)
             entry["runs"].setdefault(setting, {})[model] = r
-            entry["seconds"] += time.perf_counter() - t0
             save()
             print(json.dumps({"dataset": dataset, "model": model, "setting": setting,
                               "test_recall@20": round(r["test"]["recall@20"], 4), "seconds": round(r["seconds"], 1)}), flush=True)
@@ -352,6 +348,8 @@ def _protocol(options: dict) -> dict:
 def merge(paths: list[Path], into: Path) -> None:
     """Fold the models of other <out>-<dataset>.json files (same dataset, protocol and splits; e.g. run
     on another machine) into ``into``: their grids, choices and runs are added model by model."""
+    if not into.is_file():
+        raise SystemExit(f"error: {into}: nothing to merge into (run the experiment there first)")
     entry = json.loads(into.read_text())
     for path in paths:
         other = json.loads(path.read_text())

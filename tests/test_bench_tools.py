@@ -35,7 +35,7 @@ def _entry(models, runs, device="cpu", threads=1, epochs=60):
             "grid": {m: [{"overrides": {}, **runs[m]["clean"]}] for m in models},
             "chosen": {m: {} for m in models},
             "runs": {s: {m: runs[m][s] for m in models} for s in ("clean", "noisy-random-0.1")},
-            "seconds": 0.0, "device": device}
+            "device": device}
 
 
 def test_settings_merge_adds_models_run_elsewhere_and_keeps_the_rest(tmp_path):
