@@ -282,8 +282,11 @@ def run_dataset(o: DatasetOptions, out: Path, wanted: list[str], skipped: list[s
                              "splits": reports, "grid": {}, "chosen": {}, "runs": {}}
     if resume and json_path.exists():
         previous = json.loads(json_path.read_text())
-        if _protocol(previous) == _protocol(options) and previous.get("splits") == reports:
-            entry.update({k: previous[k] for k in ("grid", "chosen", "runs")})
+        if _protocol(previous) == _protocol(options) and previous.get("splits", {}).get("clean") == reports["clean"]:
+            # the grid is on the clean split; a setting's runs are kept while its split is the same
+            # (so adding a noise ratio runs only the new setting)
+            entry.update({k: previous[k] for k in ("grid", "chosen")})
+            entry["runs"] = {s: r for s, r in previous["runs"].items() if previous["splits"].get(s) == reports.get(s)}
     with warehouse.connect(wh_path, read_only=True) as con:
         split_data = {s: load_split(con, dataset, s) for s in settings}
     clean_test = split_data["clean"].test
@@ -339,10 +342,11 @@ def run_dataset(o: DatasetOptions, out: Path, wanted: list[str], skipped: list[s
 
 
 def _protocol(options: dict) -> dict:
-    """What makes two runs comparable: split method, ratios and training options, but not where they
-    ran (device, threads), so a command on a GPU machine extends the runs of a CPU one."""
+    """What makes two runs comparable: split method and training options, but not where they ran
+    (device, threads), so a command on a GPU machine extends the runs of a CPU one. Which settings
+    exist is not part of it: runs are matched setting by setting through their split sizes."""
     training = {k: v for k, v in options.get("training", {}).items() if k not in ("device", "threads")}
-    return {"method": options.get("method"), "ratios": options.get("ratios"), "training": training}
+    return {"method": options.get("method"), "training": training}
 
 
 def merge(paths: list[Path], into: Path) -> None:
@@ -353,9 +357,9 @@ def merge(paths: list[Path], into: Path) -> None:
     entry = json.loads(into.read_text())
     for path in paths:
         other = json.loads(path.read_text())
-        if other.get("dataset") != entry["dataset"] or _protocol(other) != _protocol(entry) \
-                or other.get("splits") != entry["splits"]:
-            raise SystemExit(f"error: {path}: dataset, options or splits differ from {into}")
+        same = [s for s in other.get("splits", {}) if other["splits"][s] == entry["splits"].get(s)]
+        if other.get("dataset") != entry["dataset"] or _protocol(other) != _protocol(entry) or "clean" not in same:
+            raise SystemExit(f"error: {path}: dataset, options or clean split differ from {into}")
         for model in other["models"]:
             if model not in other["chosen"]:
                 continue  # not finished there
@@ -365,7 +369,7 @@ def merge(paths: list[Path], into: Path) -> None:
             entry["grid"][model] = [{**t, "device": t.get("device", device)} for t in other["grid"][model]]
             entry["chosen"][model] = other["chosen"][model]
             for setting, by_model in other["runs"].items():
-                if model in by_model:
+                if model in by_model and setting in same:
                     entry["runs"].setdefault(setting, {})[model] = {**by_model[model], "device": by_model[model].get("device", device)}
     entry["models"].sort(key=lambda m: MODELS.index(m) if m in MODELS else 99)
     into.write_text(json.dumps(entry, indent=2))

@@ -63,7 +63,7 @@ def test_settings_merge_refuses_another_protocol(tmp_path):
     here.write_text(json.dumps(_entry(["diffrec"], {"diffrec": {"clean": _run(0.2), "noisy-random-0.1": _run(0.18)}})))
     other = _entry(["mf"], {"mf": {"clean": _run(0.1), "noisy-random-0.1": _run(0.1)}}, epochs=100)
     (tmp_path / "o-toy.json").write_text(json.dumps(other))
-    with pytest.raises(SystemExit, match="options or splits differ"):
+    with pytest.raises(SystemExit, match="options or clean split differ"):
         settings.merge([tmp_path / "o-toy.json"], here)
     assert json.loads(here.read_text())["models"] == ["diffrec"]  # untouched
 
@@ -131,7 +131,7 @@ def test_shipped_settings_plan_matches_the_recorded_results():
         entry = json.loads(recorded.read_text())
         options = {"method": "per_user", "ratios": sorted(o.ratios), "training": o.training}
         assert settings._protocol(entry) == settings._protocol(options), name
-        assert entry["w_min_grid"] == o.w_mins, name
+        assert entry["w_min_grid"] == o.w_mins and entry["ratios"] == sorted(o.ratios), name
 
 
 def test_settings_rerun_retrains_a_variant_whose_base_changed(tmp_path, monkeypatch):
@@ -162,9 +162,9 @@ def test_settings_rerun_retrains_a_variant_whose_base_changed(tmp_path, monkeypa
     out = tmp_path / "res" / "s"
     out.parent.mkdir()
 
-    def run(grid):
+    def run(grid, ratios=(0.2,)):
         calls.clear()
-        o = settings._options(log, [0.2], 5, 3, None, 1, 1, "cpu", grid, [0.1])
+        o = settings._options(log, ratios, 5, 3, None, 1, 1, "cpu", grid, [0.1])
         settings.run_dataset(o, out, ["diffrec", "tdiffrec"], [], "per_user", 1, torch.device("cpu"), tmp_path, True)
         return json.loads((tmp_path / "res" / "s-toy.json").read_text())
 
@@ -175,6 +175,10 @@ def test_settings_rerun_retrains_a_variant_whose_base_changed(tmp_path, monkeypa
     again = run({"diffrec": {"model.params.diffusion.noise_scale": [0.01, 0.1]}})
     assert calls == []  # nothing changed: everything resumed
     assert again["runs"] == first["runs"]
+
+    wider = run({"diffrec": {"model.params.diffusion.noise_scale": [0.01, 0.1]}}, ratios=(0.2, 0.4))
+    assert sorted(calls) == [("diffrec", "noisy-random-0.4"), ("tdiffrec", "noisy-random-0.4")]  # only the new setting
+    assert wider["runs"]["noisy-natural"] == first["runs"]["noisy-natural"] and wider["ratios"] == [0.2, 0.4]
 
     changed = run({"diffrec": {"model.params.diffusion.noise_scale": [0.01, 0.1], "training.patience": [7]}})
     assert changed["chosen"]["tdiffrec"] == first["chosen"]["tdiffrec"]  # same w_min, new base
