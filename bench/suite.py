@@ -19,15 +19,15 @@ A plan (YAML) lists groups; each group is one configuration run with several see
 Every run is one process (``--seeds 1 --first-seed S --threads 1``) started at once; training stops
 early enough for the final evaluation before the suite's deadline (``--max-seconds``, recorded as
 ``stopped_by_time``), and a run still going at the deadline is killed and reported missing.
-Writes OUT/summary.json and OUT/summary.md: per group the mean ± std of the test metrics over its
-seeds, and per selection tag the group chosen on mean validation Recall@20 only.
+Writes OUT/groups/<group>.json (+ .md): the group's seeds merged as bench/merge_seeds.py does, and
+OUT/summary.json and OUT/summary.md: per group the mean ± std of the test metrics over its seeds,
+and per selection tag the group chosen on mean validation Recall@20 only.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -38,7 +38,11 @@ import typer
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.accuracy import METRICS, markdown as group_markdown  # noqa: E402
+from bench.merge_seeds import merge as merge_seeds  # noqa: E402
 
 
 def set_dotted(cfg: dict, key: str, value: Any) -> None:
@@ -107,32 +111,19 @@ class Pool:
 
 
 def summary(pool: Pool, names: list[str], label: str) -> dict | None:
+    """The group's seeds merged as bench/merge_seeds.py does (the accuracy benchmark's layout), plus
+    the label, the seeds that did not finish, and those stopped by the time limit."""
     runs = [r for r in (pool.result(n) for n in names) if r is not None]
     if not runs:
         return None
-    rows = [r["per_seed"][0] for r in runs]
-    return {
+    merged = merge_seeds(runs)
+    merged.update({
         "label": label,
-        "dataset": runs[0]["dataset"],
-        "model": runs[0]["model"],
-        "config": runs[0]["config"],
-        "clusters": runs[0].get("clusters"),
-        "seeds": [r["seed"] for r in rows],
         "missing": [n for n in names if pool.result(n) is None],
-        "stopped_by_time": [r["seed"] for r in rows if r.get("stopped_by_time")],
-        "best_epoch": [r.get("best_epoch") for r in rows],
-        "mean": {m: statistics.fmean(r["test"][m] for r in rows) for m in METRICS},
-        "std": {m: statistics.pstdev(r["test"][m] for r in rows) for m in METRICS},
-        "valid_mean": {m: statistics.fmean(r["valid"][m] for r in rows) for m in METRICS},
-        "per_seed": rows,
-        "params": runs[0]["params"],
-        "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
-        "peak_gpu_memory_mb": max((r.get("peak_gpu_memory_mb") or 0.0) for r in runs) or None,
-        "seconds_per_epoch": statistics.median(r["seconds_per_epoch"] for r in runs),
-        "seconds_per_eval": statistics.median(r["seconds_per_eval"] for r in runs),
-        "device": runs[0]["device"],
+        "stopped_by_time": [row["seed"] for row in merged["per_seed"] if row.get("stopped_by_time")],
         "note": "one process per seed, all of the suite's runs in parallel on one machine",
-    }
+    })
+    return merged
 
 
 def markdown(rows: list[dict], chosen: dict[str, str]) -> str:
@@ -158,7 +149,7 @@ def main(
     plan = load_plan(plan_path)
     t0 = time.monotonic()
     deadline = t0 + float(plan.get("seconds", 480))
-    for sub in ("logs", "runs", "configs", "emb"):
+    for sub in ("logs", "runs", "configs", "emb", "groups"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     pool = Pool(out, device, deadline)
     cap = ["--epochs", str(plan.get("max_epochs", 1000))]
@@ -180,6 +171,9 @@ def main(
     pool.wait_all()
 
     rows = [r for g in plan["groups"] if (r := summary(pool, names[g["name"]], g["name"])) is not None]
+    for r in rows:  # each group also as one results file of bench/accuracy.py's layout
+        (out / "groups" / f"{r['label']}.json").write_text(json.dumps(r, indent=2))
+        (out / "groups" / f"{r['label']}.md").write_text(group_markdown(r))
     by_name = {r["label"]: r for r in rows}
     chosen: dict[str, str] = {}
     for tag in dict.fromkeys(g["select"] for g in plan["groups"] if g.get("select")):

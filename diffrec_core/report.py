@@ -122,11 +122,12 @@ def best_per_model(rows: list[Row]) -> list[Row]:
 
     Rows without a validation figure lose to rows with one; ties keep the first (file order).
     """
+    def rank(row: Row) -> tuple[int, float]:
+        return row.seeds, row.valid_recall20 if row.valid_recall20 is not None else float("-inf")
+
     best: dict[str, Row] = {}
     for row in rows:
-        key = (row.seeds, row.valid_recall20 if row.valid_recall20 is not None else float("-inf"))
-        kept = best.get(row.model)
-        if kept is None or key > (kept.seeds, kept.valid_recall20 if kept.valid_recall20 is not None else float("-inf")):
+        if row.model not in best or rank(row) > rank(best[row.model]):
             best[row.model] = row
     return list(best.values())
 
