@@ -144,6 +144,8 @@ def main(
             "seconds_final_eval_valid_and_test": eval_seconds,
             "seconds_to_best": result.seconds_to_best,
             "seconds_total": result.seconds_total,
+            # validation Recall@20 at every evaluated epoch: what a shorter patience would have kept
+            "valid_curve": [[h["epoch"], h["valid_recall@20"]] for h in result.history if "valid_recall@20" in h],
         }
         per_seed.append(row)
         print(json.dumps(row), flush=True)

@@ -5,6 +5,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -185,3 +186,38 @@ def test_settings_rerun_retrains_a_variant_whose_base_changed(tmp_path, monkeypa
     for setting in ("noisy-random-0.2", "noisy-natural"):
         assert ("tdiffrec", setting) in calls and ("diffrec", setting) in calls
         assert changed["runs"][setting]["tdiffrec"]["best_epoch"] == 7
+
+
+def test_accuracy_benchmark_writes_the_documented_figures(tmp_path):
+    """bench/accuracy.py on a small authors-format split: the interface other tools read (mean/std of
+    the four test metrics, per-seed values, timing) and a validation curve whose best point is the
+    model that was kept."""
+    accuracy = _load("accuracy")
+    rng = np.random.default_rng(0)
+    splits = tmp_path / "toy"
+    splits.mkdir()
+    rows = {"train_list": [], "valid_list": [], "test_list": []}
+    for u in range(60):  # two taste groups over 40 items, 10 interactions per user
+        items = rng.choice(np.arange(20) + 20 * (u % 2), size=10, replace=False)
+        for k, i in enumerate(items):
+            rows["train_list" if k < 7 else "valid_list" if k < 8 else "test_list"].append([u, i])
+    for name, r in rows.items():
+        np.save(splits / f"{name}.npy", np.asarray(r, dtype=np.int64))
+    config = tmp_path / "mf.yaml"
+    config.write_text(yaml.safe_dump({"model": {"name": "mf", "params": {"factors": 8}},
+                                      "training": {"lr": 0.05, "batch_size": 16, "epochs": 6, "patience": 6, "eval_every": 2, "seed": 7}}))
+    out = accuracy.main(splits=splits, out_path=tmp_path / "acc.json", model="mf", config=config, seeds=2, device="cpu", threads_opt=1)
+
+    stored = json.loads((tmp_path / "acc.json").read_text())
+    assert stored["seeds"] == [7, 8] and stored["dataset"] == "toy" and stored["model"] == "mf"
+    for key in ("mean", "std", "valid_mean"):
+        assert set(stored[key]) == {"recall@10", "recall@20", "ndcg@10", "ndcg@20"}
+    assert stored["mean"]["recall@20"] == pytest.approx(np.mean([r["test"]["recall@20"] for r in stored["per_seed"]]))
+    for row in stored["per_seed"]:
+        curve = dict(row["valid_curve"])
+        assert sorted(curve) == [2, 4, 6]
+        assert row["best_epoch"] == max(curve, key=curve.get)
+        assert row["valid"]["recall@20"] == pytest.approx(curve[row["best_epoch"]])
+    assert stored["params"] > 0 and stored["seconds_per_epoch"] > 0 and stored["threads"] == 1
+    assert (tmp_path / "acc.md").read_text().startswith("### mf on toy")
+    assert out == stored
