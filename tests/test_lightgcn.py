@@ -49,6 +49,22 @@ def test_propagation_is_the_mean_of_layer_outputs():
     assert model.item_embeddings().shape == (3, 4)
 
 
+def test_propagation_gradients_equal_the_dense_products():
+    # the graph product's backward uses the graph's symmetry (graph @ grad instead of graph.T @ grad)
+    rng = np.random.default_rng(3)
+    train = sp.csr_matrix((rng.random((6, 5)) < 0.4).astype(np.float32))
+    model = build_model(ModelConfig(name="lightgcn", params={"emb_size": 3, "n_layers": 3}), 6, 5, seed=1)
+    model.prepare(train)
+    weights = torch.randn(11, 3)
+    users, items = model.propagate()
+    (torch.cat([users, items]) * weights).sum().backward()
+    got = torch.cat([model.user_emb.weight.grad, model.item_emb.weight.grad])
+    a = torch.from_numpy(normalized_adjacency(train).toarray())
+    e0 = torch.cat([model.user_emb.weight, model.item_emb.weight]).detach().requires_grad_(True)
+    ((e0 + a @ e0 + a @ (a @ e0) + a @ (a @ (a @ e0))) / 4 * weights).sum().backward()
+    torch.testing.assert_close(got, e0.grad, rtol=1e-5, atol=1e-6)
+
+
 def test_scoring_without_a_graph_says_what_to_do():
     model = build_model(ModelConfig(name="lightgcn"), 2, 3, seed=0)
     with pytest.raises(ValueError, match="prepare"):
