@@ -131,5 +131,32 @@ def test_time_weighted_input_composes():
 
 def test_shared_decoder_maps_all_of_z_to_all_items():
     model = _model(np.array([0, 1, 1, 0, 1]), latent_size=4, decoder="shared").eval()
-    assert len(model.decoders) == 1 and model.decoders[0].in_features == 4 and model.decoders[0].out_features == 5
+    assert len(model.decoders) == 1 and isinstance(model.decoders[0], torch.nn.Linear)
+    assert model.decoders[0].in_features == 4 and model.decoders[0].out_features == 5
     assert model.score(Batch(torch.zeros(2, dtype=torch.long), torch.ones(2, 5))).shape == (2, 5)
+
+
+def test_decoder_hidden_sizes_split_like_the_latent_and_keep_item_order():
+    labels = np.array([0, 1, 1, 0, 1, 1])
+    model = _model(labels, latent_size=6, decoder_dims=[12]).eval()
+    widths = [dec[0].out_features for dec in model.decoders]
+    assert sum(widths) == 12 and widths[1] > widths[0]  # cluster 1 holds twice the items of cluster 0
+    assert [dec[-1].out_features for dec in model.decoders] == model.cluster_sizes
+    # The score of an item comes from its own cluster's decoder: zeroing that decoder's output layer
+    # leaves exactly that cluster's items at their bias (0).
+    with torch.no_grad():
+        last = model.decoders[0][-1]
+        last.weight.zero_()
+        last.bias.zero_()
+    scores = model.score(Batch(torch.zeros(1, dtype=torch.long), torch.ones(1, 6)))
+    assert torch.all(scores[0, labels == 0] == 0) and torch.all(scores[0, labels == 1] != 0)
+
+
+def test_normalized_input_makes_the_scores_scale_free():
+    labels = np.array([0, 0, 1, 1])
+    users = torch.zeros(1, dtype=torch.long)
+    x = torch.tensor([[1.0, 0.0, 1.0, 1.0]])
+    plain = _model(labels, latent_size=4).eval()
+    scaled = _model(labels, latent_size=4, normalize_input=True).eval()
+    assert torch.allclose(scaled.score(Batch(users, x)), scaled.score(Batch(users, 3 * x)), atol=1e-6)
+    assert not torch.allclose(plain.score(Batch(users, x)), plain.score(Batch(users, 3 * x)), atol=1e-6)

@@ -56,6 +56,8 @@ class LDiffRecParams(_Frozen):
     clusters: ClustersConfig = Field(default_factory=ClustersConfig)
     latent_size: PositiveInt = Field(300, description="total latent size, shared by the clusters in proportion to their size")
     encoder_dims: list[PositiveInt] = Field(default_factory=list, description="total hidden sizes before the latent, split like it")
+    decoder_dims: list[PositiveInt] = Field(default_factory=list, description="total hidden sizes between the latent and the item scores, split like it")
+    normalize_input: bool = Field(False, description="L2-normalise each user's vector before the encoders (MultiVAE's input); the authors encode it raw")
     decoder: Literal["per_cluster", "shared"] = Field(
         "per_cluster", description="per_cluster: z^c -> items of cluster c; shared: one linear layer from all of z to all items")
     activation: Literal["tanh", "relu", "sigmoid", "gelu"] = "tanh"
@@ -87,6 +89,11 @@ def _mlp(dims: list[int], act: type[nn.Module]) -> nn.Sequential:
         if i < len(dims) - 2:
             layers.append(act())
     return nn.Sequential(*layers)
+
+
+def _decoder(dims: list[int], act: type[nn.Module]) -> nn.Module:
+    """A bare linear layer without hidden sizes (the authors' decoder, and its checkpoint keys), else an MLP."""
+    return nn.Linear(dims[0], dims[1]) if len(dims) == 2 else _mlp(dims, act)
 
 
 class _Recorder:
@@ -127,9 +134,12 @@ class LDiffRec(Recommender):
         )
         # Hidden layers are followed by the activation; the last (μ, log σ²) layer is linear.
         if p.decoder == "per_cluster":
-            self.decoders = nn.ModuleList(nn.Linear(self.latent_sizes[c], int(counts[c])) for c in range(self.n_clusters))
+            dec_hidden = [split_sizes(h, counts) for h in p.decoder_dims]
+            self.decoders = nn.ModuleList(
+                _decoder([self.latent_sizes[c], *(h[c] for h in dec_hidden), int(counts[c])], act) for c in range(self.n_clusters)
+            )
         else:
-            self.decoders = nn.ModuleList([nn.Linear(p.latent_size, n_items)])
+            self.decoders = nn.ModuleList([_decoder([p.latent_size, *p.decoder_dims, n_items], act)])
         self.drop = nn.Dropout(p.dropout)
         for m in [*self.encoders.modules(), *self.decoders.modules()]:
             if isinstance(m, nn.Linear):  # the authors' autoencoder init
@@ -145,6 +155,8 @@ class LDiffRec(Recommender):
     # ----- the variational autoencoder around the latent -------------------------------------
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(μ, log σ²), each (B, latent_size): clusters' latents concatenated in cluster order."""
+        if self.p.normalize_input:
+            x = F.normalize(x, dim=1)
         grouped = self.drop(x)[:, self._order]
         mus, logvars = [], []
         start = 0
