@@ -26,6 +26,7 @@ and per selection tag the group chosen on mean validation Recall@20 only.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -70,8 +71,19 @@ def load_plan(path: Path) -> dict:
     return plan
 
 
-def write_config(base: Path, overrides: dict, path: Path) -> Path:
-    cfg = yaml.safe_load(base.read_text())
+def base_config(splits_name: str, model: str) -> dict:
+    """The run config a group starts from: configs/<splits>/<model>.yaml, or for a variant without a
+    file of its own (e.g. ltdiffrec) the one ``bench/accuracy.py`` resolves (its base model's, renamed)."""
+    from diffrec_core.models.registry import resolve_config
+
+    path = ROOT / "configs" / splits_name / f"{model}.yaml"
+    if path.is_file():
+        return yaml.safe_load(path.read_text())
+    return resolve_config(splits_name, model).model_dump(mode="json")
+
+
+def write_config(base: Path | dict, overrides: dict, path: Path) -> Path:
+    cfg = yaml.safe_load(base.read_text()) if isinstance(base, Path) else copy.deepcopy(base)
     for key, value in (overrides or {}).items():
         set_dotted(cfg, key, value)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -154,10 +166,12 @@ def main(
     pool = Pool(out, device, deadline)
     cap = ["--epochs", str(plan.get("max_epochs", 1000))]
     names: dict[str, list[str]] = {}
+    # Every group's config first, so a bad group stops the suite before any process starts.
+    configs = {g["name"]: write_config(base_config(g["splits"], g["model"]), g.get("overrides", {}),
+                                       out / "configs" / f"{g['name']}.yaml") for g in plan["groups"]}
     for g in plan["groups"]:
         splits = data / g["splits"]
-        config = write_config(ROOT / "configs" / g["splits"] / f"{g['model']}.yaml", g.get("overrides", {}),
-                              out / "configs" / f"{g['name']}.yaml")
+        config = configs[g["name"]]
         names[g["name"]] = []
         for i, seed in enumerate(g["seeds"]):
             name = f"{g['name']}-s{seed}"

@@ -88,6 +88,18 @@ def test_suite_plan_checks_and_dotted_overrides(tmp_path):
         suite.write_config(base, {"model.name.x": 1}, tmp_path / "c" / "h.yaml")
 
 
+def test_a_variant_without_a_config_file_starts_from_its_base_models(tmp_path):
+    lt = suite.base_config("ml-1m_clean", "ltdiffrec")
+    shipped = yaml.safe_load((ROOT / "configs" / "ml-1m_clean" / "ldiffrec.yaml").read_text())
+    assert lt["model"]["name"] == "ltdiffrec"
+    assert lt["model"]["params"]["encoder_dims"] == shipped["model"]["params"]["encoder_dims"]
+    assert lt["model"]["params"]["kl_max"] == shipped["model"]["params"]["kl_max"]
+    assert suite.base_config("ml-1m_clean", "ldiffrec") == shipped  # a file of its own is taken as written
+    out = suite.write_config(lt, {"model.params.kl_max": 0.5}, tmp_path / "lt.yaml")
+    assert yaml.safe_load(out.read_text())["model"]["params"]["kl_max"] == 0.5
+    assert lt["model"]["params"]["kl_max"] == shipped["model"]["params"]["kl_max"]  # the base is not changed
+
+
 def test_shipped_plans_load():
     plans = sorted((ROOT / "bench" / "plans").glob("*.yaml"))
     assert plans
