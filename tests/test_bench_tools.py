@@ -9,6 +9,9 @@ import numpy as np
 import pytest
 import yaml
 
+from diffrec_core.config import RunConfig
+from diffrec_core.models.registry import validate_params
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -100,13 +103,16 @@ def test_a_variant_without_a_config_file_starts_from_its_base_models(tmp_path):
     assert lt["model"]["params"]["kl_max"] == shipped["model"]["params"]["kl_max"]  # the base is not changed
 
 
-def test_shipped_plans_load():
+def test_shipped_plans_load(tmp_path):
     plans = sorted((ROOT / "bench" / "plans").glob("*.yaml"))
     assert plans
     for path in plans:
         plan = suite.load_plan(path)
         for g in plan["groups"]:
-            assert (ROOT / "configs" / g["splits"] / f"{g['model']}.yaml").is_file(), (path, g["name"])
+            out = suite.write_config(suite.base_config(g["splits"], g["model"]), g.get("overrides", {}), tmp_path / "g.yaml")
+            run = RunConfig.from_file(out)  # overrides that name no field are refused here
+            assert run.model.name == g["model"], (path, g["name"])
+            validate_params(run.model)
 
 
 def test_settings_plan_gives_each_log_its_options(tmp_path):
