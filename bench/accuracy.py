@@ -66,6 +66,18 @@ def denoiser_flops_per_row(model: torch.nn.Module) -> int:
     return sum(2 * m.in_features * m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear))
 
 
+def seed_statistics(per_seed: list[dict]) -> dict:
+    """Mean and std of the seeds' test metrics, their validation means and best epochs (per-seed rows as ``main`` writes them)."""
+    return {
+        "seeds": [row["seed"] for row in per_seed],
+        "mean": {m: statistics.fmean(row["test"][m] for row in per_seed) for m in METRICS},
+        "std": {m: statistics.pstdev([row["test"][m] for row in per_seed]) for m in METRICS},
+        "valid_mean": {m: statistics.fmean(row["valid"][m] for row in per_seed) for m in METRICS},
+        "per_seed": per_seed,
+        "best_epoch": [row["best_epoch"] for row in per_seed],
+    }
+
+
 def run_seed(data, run, device, side=None, max_seconds=None):
     model = build_model(run.model, data.n_users, data.n_items, seed=run.training.seed, side=side)
     # T-variants: the per-user time-weighted train matrix replaces the binary one as the input.
@@ -151,19 +163,13 @@ def main(
         print(json.dumps(row), flush=True)
 
     n_params = sum(p.numel() for p in net.parameters())
-    test = {m: [r["test"][m] for r in per_seed] for m in METRICS}
     med = lambda key: statistics.median(r[key] for r in per_seed)  # noqa: E731
     out = {
         "dataset": dataset,
         "model": model,
         "config": base.model_dump(mode="json"),
         "clusters": clusters_info,
-        "seeds": [r["seed"] for r in per_seed],
-        "mean": {m: statistics.fmean(v) for m, v in test.items()},
-        "std": {m: statistics.pstdev(v) for m, v in test.items()},
-        "valid_mean": {m: statistics.fmean(r["valid"][m] for r in per_seed) for m in METRICS},
-        "per_seed": per_seed,
-        "best_epoch": [r["best_epoch"] for r in per_seed],
+        **seed_statistics(per_seed),
         "seconds_per_epoch": med("seconds_per_epoch"),
         "seconds_per_eval": med("seconds_per_eval"),
         "seconds_to_best": med("seconds_to_best"),

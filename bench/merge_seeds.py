@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.accuracy import METRICS, markdown  # noqa: E402
+from bench.accuracy import markdown, seed_statistics  # noqa: E402
 
 
 def merge(results: list[dict]) -> dict:
@@ -37,12 +37,7 @@ def merge(results: list[dict]) -> dict:
     med = lambda key: statistics.median(r[key] for r in results)  # noqa: E731
     out = dict(first)
     out.update({
-        "seeds": [row["seed"] for row in per_seed],
-        "mean": {m: statistics.fmean(row["test"][m] for row in per_seed) for m in METRICS},
-        "std": {m: statistics.pstdev([row["test"][m] for row in per_seed]) for m in METRICS},
-        "valid_mean": {m: statistics.fmean(row["valid"][m] for row in per_seed) for m in METRICS},
-        "per_seed": per_seed,
-        "best_epoch": [row["best_epoch"] for row in per_seed],
+        **seed_statistics(per_seed),
         "seconds_per_epoch": med("seconds_per_epoch"),
         "seconds_per_eval": med("seconds_per_eval"),
         "seconds_to_best": med("seconds_to_best"),
