@@ -160,3 +160,18 @@ def test_normalized_input_makes_the_scores_scale_free():
     scaled = _model(labels, latent_size=4, normalize_input=True).eval()
     assert torch.allclose(scaled.score(Batch(users, x)), scaled.score(Batch(users, 3 * x)), atol=1e-6)
     assert not torch.allclose(plain.score(Batch(users, x)), plain.score(Batch(users, 3 * x)), atol=1e-6)
+
+
+def test_reconstruction_likelihoods():
+    from diffrec_core.models.ldiffrec import reconstruction_nll
+
+    x = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    logits = torch.tensor([[2.0, -1.0, 0.5], [0.0, 0.0, 3.0]])
+    gaussian = reconstruction_nll(logits, x, "gaussian")
+    torch.testing.assert_close(gaussian, torch.tensor((1 + 1 + 0.25 + 0 + 1 + 9) / 2 / 2))
+    multinomial = reconstruction_nll(logits, x, "multinomial")
+    log_p = torch.log_softmax(logits, dim=1)
+    torch.testing.assert_close(multinomial, -(log_p[0, 0] + log_p[0, 2] + log_p[1, 1]) / 2)
+    # a perfect reconstruction costs nothing under the Gaussian likelihood, not under the multinomial
+    assert float(reconstruction_nll(x, x, "gaussian")) == 0.0 and float(reconstruction_nll(x, x, "multinomial")) > 0.0
+

@@ -8,7 +8,8 @@ concatenated z = [z^1, ..., z^C]; per-cluster decoders map the denoised ẑ^c ba
 of their items, returned in the original item order.
 
 Loss (the authors' code): L = L_v + λ · L_diffusion, with
-L_v = −Σ_i x_i log softmax(decode(ẑ_0))_i + γ · KL(q(z|x) ‖ N(0, I)),
+L_v = −Σ_i x_i log softmax(decode(ẑ_0))_i + γ · KL(q(z|x) ‖ N(0, I)) (``likelihood: gaussian`` replaces the
+multinomial term by ½ Σ_i (decode(ẑ_0)_i − x_i)²),
 γ rising linearly to ``kl_max`` over ``kl_anneal_steps`` updates and λ decaying linearly to
 ``lamda_min`` over ``lamda_anneal_epochs`` epochs. Inference encodes with z = μ (no sampling).
 
@@ -58,6 +59,8 @@ class LDiffRecParams(_Frozen):
     encoder_dims: list[PositiveInt] = Field(default_factory=list, description="total hidden sizes before the latent, split like it")
     decoder_dims: list[PositiveInt] = Field(default_factory=list, description="total hidden sizes between the latent and the item scores, split like it")
     normalize_input: bool = Field(False, description="L2-normalise each user's vector before the encoders (MultiVAE's input); the authors encode it raw")
+    likelihood: Literal["multinomial", "gaussian"] = Field(
+        "multinomial", description="L_v's reconstruction term: multinomial (MultiVAE's, the authors') or gaussian (sum of squared errors, DiffRec's x0 loss)")
     decoder: Literal["per_cluster", "shared"] = Field(
         "per_cluster", description="per_cluster: z^c -> items of cluster c; shared: one linear layer from all of z to all items")
     activation: Literal["tanh", "relu", "sigmoid", "gelu"] = "tanh"
@@ -107,6 +110,16 @@ class _Recorder:
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         self.x_t, self.out = x_t, self.net(x_t, t)
         return self.out
+
+
+def reconstruction_nll(logits: torch.Tensor, x: torch.Tensor, likelihood: str) -> torch.Tensor:
+    """Mean over users of -log p(x | decoder output); logits, x: (B, n_items).
+
+    multinomial: -Σ_i x_i log softmax(logits)_i; gaussian (unit variance, constants dropped): ½ Σ_i (logits_i - x_i)².
+    """
+    if likelihood == "gaussian":
+        return 0.5 * (logits - x).pow(2).sum(dim=1).mean()
+    return -(F.log_softmax(logits, dim=1) * x).sum(dim=1).mean()
 
 
 class LDiffRec(Recommender):
@@ -200,7 +213,7 @@ class LDiffRec(Recommender):
         self.sampler.update(t, losses)
         l_diffusion = (losses * weights).mean()
         z0 = recorder.out if self.diffusion.mean_type == "x0" else self.diffusion.predict_x_start_from_eps(recorder.x_t, t, recorder.out)
-        nll = -(F.log_softmax(self.decode(z0), dim=1) * x).sum(dim=1).mean()
+        nll = reconstruction_nll(self.decode(z0), x, self.p.likelihood)
         kl = -0.5 * (1.0 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1).mean()
         loss = nll + self.kl_weight() * kl + self.diffusion_weight() * l_diffusion
         self._updates += 1
