@@ -12,7 +12,8 @@ A plan (YAML) lists groups; each group is one configuration run with several see
         model: lightgcn             # registered model; base config configs/<splits>/<model>.yaml
         seeds: [2023, 2024, 2025]
         overrides: {training.lr: 0.005}   # dotted keys into the base config
-        item_emb: item_emb.npy      # L-variants: item embeddings to cluster (relative to the splits folder)
+        item_emb: item_emb.npy      # L-variants: item embeddings to cluster (relative to the splits folder;
+                                    #   OUT/emb/<group>-s<seed>.npy: one a save_item_emb group wrote into --out)
         save_item_emb: true         # save the first seed's item embeddings (LightGCN)
         select: lightgcn            # groups sharing a tag compete: best mean validation Recall@20 is chosen
 
@@ -80,6 +81,11 @@ def base_config(splits_name: str, model: str) -> dict:
     if path.is_file():
         return yaml.safe_load(path.read_text())
     return resolve_config(splits_name, model).model_dump(mode="json")
+
+
+def item_emb_path(value: str, splits: Path, out: Path) -> Path:
+    """A group's ``item_emb``: ``OUT/...`` is inside the suite's output folder, anything else relative to the splits folder."""
+    return out / value.removeprefix("OUT/") if value.startswith("OUT/") else splits / value
 
 
 def write_config(base: Path | dict, overrides: dict, path: Path) -> Path:
@@ -177,7 +183,7 @@ def main(
             name = f"{g['name']}-s{seed}"
             extra = cap + ["--config", str(config)]
             if g.get("item_emb"):
-                extra += ["--item-emb", str(splits / g["item_emb"])]
+                extra += ["--item-emb", str(item_emb_path(g["item_emb"], splits, out))]
             if g.get("save_item_emb") and i == 0:
                 extra += ["--save-item-emb", str(out / "emb" / f"{g['name']}-s{seed}.npy")]
             pool.start(name, splits, g["model"], int(seed), extra)

@@ -91,6 +91,13 @@ def test_suite_plan_checks_and_dotted_overrides(tmp_path):
         suite.write_config(base, {"model.name.x": 1}, tmp_path / "c" / "h.yaml")
 
 
+def test_suite_item_embeddings_come_from_the_splits_folder_or_the_suite_output(tmp_path):
+    splits, out = tmp_path / "ml-1m_clean", tmp_path / "OUT-dir"
+    assert suite.item_emb_path("item_emb.npy", splits, out) == splits / "item_emb.npy"
+    # what a save_item_emb group of the same suite writes
+    assert suite.item_emb_path("OUT/emb/lightgcn-s2023.npy", splits, out) == out / "emb" / "lightgcn-s2023.npy"
+
+
 def test_a_variant_without_a_config_file_starts_from_its_base_models(tmp_path):
     lt = suite.base_config("ml-1m_clean", "ltdiffrec")
     shipped = yaml.safe_load((ROOT / "configs" / "ml-1m_clean" / "ldiffrec.yaml").read_text())
