@@ -175,3 +175,27 @@ def test_reconstruction_likelihoods():
     # a perfect reconstruction costs nothing under the Gaussian likelihood, not under the multinomial
     assert float(reconstruction_nll(x, x, "gaussian")) == 0.0 and float(reconstruction_nll(x, x, "multinomial")) > 0.0
 
+
+
+def test_dense_encoder_sums_earlier_hidden_outputs_and_needs_equal_widths():
+    from diffrec_core.models.ldiffrec import DenseEncoder
+
+    labels = np.array([0] * 30 + [1] * 10)
+    model = _model(labels, encoder="dense", encoder_dims=[8, 8, 8])
+    enc = model.encoders[0]
+    assert isinstance(enc, DenseEncoder) and len(enc.hidden) == 3
+    assert [layer.out_features for layer in enc.hidden] == [6, 6, 6]  # 8 split 30:10 -> 6 / 2
+    assert enc.out.out_features == 2 * model.latent_sizes[0]
+    x = torch.rand(4, 30)
+    with torch.no_grad():  # the forward pass written out by hand
+        h1 = enc.norms[0](torch.nn.functional.silu(enc.hidden[0](x)))
+        h2 = enc.norms[1](torch.nn.functional.silu(enc.hidden[1](h1) + h1))
+        h3 = enc.norms[2](torch.nn.functional.silu(enc.hidden[2](h2) + h1 + h2))
+        assert torch.allclose(enc(x), enc.out(h3), atol=1e-6)
+    for dims in ([], [8, 4]):
+        with pytest.raises(ValueError, match=r"invalid params: .*encoder 'dense' needs one or more equal encoder_dims"):
+            _model(labels, encoder="dense", encoder_dims=dims)
+
+
+class TestLDiffRecDenseEncoder(TestLDiffRec):
+    params = {**PARAMS, "encoder": "dense", "encoder_dims": [32]}

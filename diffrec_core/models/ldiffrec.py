@@ -25,7 +25,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
 from torch import nn
 from torch.nn import functional as F
 
@@ -58,6 +58,9 @@ class LDiffRecParams(_Frozen):
     clusters: ClustersConfig = Field(default_factory=ClustersConfig)
     latent_size: PositiveInt = Field(300, description="total latent size, shared by the clusters in proportion to their size")
     encoder_dims: list[PositiveInt] = Field(default_factory=list, description="total hidden sizes before the latent, split like it")
+    encoder: Literal["mlp", "dense"] = Field(
+        "mlp", description="mlp: Linear + activation per hidden layer (the authors'); dense: RecVAE's encoder (Shenbin et al. 2020) "
+        "per cluster, each hidden layer swish(W h + the sum of all earlier hidden outputs) then LayerNorm; needs equal encoder_dims")
     decoder_dims: list[PositiveInt] = Field(default_factory=list, description="total hidden sizes between the latent and the item scores, split like it")
     normalize_input: bool = Field(False, description="L2-normalise each user's vector before the encoders (MultiVAE's input); the authors encode it raw")
     likelihood: Literal["multinomial", "gaussian"] = Field(
@@ -78,6 +81,13 @@ class LDiffRecParams(_Frozen):
     denoiser: DenoiserConfig = Field(default_factory=lambda: DenoiserConfig(hidden_dims=[300], emb_size=10, dropout=0.5))
 
 
+    @model_validator(mode="after")
+    def _dense_needs_equal_widths(self) -> "LDiffRecParams":
+        if self.encoder == "dense" and (not self.encoder_dims or len(set(self.encoder_dims)) != 1):
+            raise ValueError(f"encoder 'dense' needs one or more equal encoder_dims, got {self.encoder_dims}")
+        return self
+
+
 def split_sizes(total: int, shares: np.ndarray) -> list[int]:
     """``total`` split in proportion to ``shares`` (floor, at least 1; the last takes the rest, as in the authors' code)."""
     sizes = [max(int(s / shares.sum() * total), 1) for s in shares[:-1]]
@@ -94,6 +104,27 @@ def _mlp(dims: list[int], act: type[nn.Module]) -> nn.Sequential:
         if i < len(dims) - 2:
             layers.append(act())
     return nn.Sequential(*layers)
+
+
+class DenseEncoder(nn.Module):
+    """RecVAE's encoder: h_1 = LN(swish(W_1 x)), h_k = LN(swish(W_k h_{k-1} + h_1 + ... + h_{k-1})), out = W_o h_K.
+
+    Every hidden layer has the same width so the skip sums line up; LayerNorm eps 0.1 as in RecVAE.
+    """
+
+    def __init__(self, n_in: int, width: int, depth: int, n_out: int):
+        super().__init__()
+        self.hidden = nn.ModuleList(nn.Linear(n_in if k == 0 else width, width) for k in range(depth))
+        self.norms = nn.ModuleList(nn.LayerNorm(width, eps=0.1) for _ in range(depth))
+        self.out = nn.Linear(width, n_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skip: torch.Tensor | float = 0.0
+        h = x
+        for layer, norm in zip(self.hidden, self.norms):
+            h = norm(F.silu(layer(h) + skip))
+            skip = skip + h
+        return self.out(h)
 
 
 def _decoder(dims: list[int], act: type[nn.Module]) -> nn.Module:
@@ -144,9 +175,14 @@ class LDiffRec(Recommender):
         self.latent_sizes = split_sizes(p.latent_size, counts)
         hidden = [split_sizes(h, counts) for h in p.encoder_dims]
         act = _ACT[p.activation]
-        self.encoders = nn.ModuleList(
-            _mlp([int(counts[c]), *(h[c] for h in hidden), 2 * self.latent_sizes[c]], act) for c in range(self.n_clusters)
-        )
+        if p.encoder == "dense":
+            self.encoders = nn.ModuleList(
+                DenseEncoder(int(counts[c]), hidden[0][c], len(hidden), 2 * self.latent_sizes[c]) for c in range(self.n_clusters)
+            )
+        else:
+            self.encoders = nn.ModuleList(
+                _mlp([int(counts[c]), *(h[c] for h in hidden), 2 * self.latent_sizes[c]], act) for c in range(self.n_clusters)
+            )
         # Hidden layers are followed by the activation; the last (μ, log σ²) layer is linear.
         if p.decoder == "per_cluster":
             dec_hidden = [split_sizes(h, counts) for h in p.decoder_dims]
