@@ -132,3 +132,30 @@ def test_id_based_models_get_their_user_ids_in_batch_inference(checker):
 
     recs = top_k(scorer, train, 1, batch_size=16, pass_users=True)
     assert (recs["item"] == withheld[recs["user"]]).mean() >= 0.9
+
+
+class TestCDAENegativeSampling(RecommenderContract):
+    name = "cdae"
+    params = {"hidden": 32, "dropout": 0.2, "negative_ratio": 3.0}
+
+
+def test_cdae_negative_sampling_keeps_positives_and_about_ratio_negatives_per_positive():
+    model = build_model(ModelConfig(name="cdae", params={"hidden": 8, "loss": "mse", "negative_ratio": 2.0}), 4, 1000, seed=0)
+    x = torch.zeros(4, 1000)
+    x[0, :10] = 1.0
+    x[1, :100] = 1.0
+    x[2, :600] = 1.0  # more positives than ratio allows negatives: every negative is kept
+    mask = model.sample_mask(x, torch.Generator().manual_seed(0))
+    assert torch.all(mask[x > 0] == 1.0)
+    negatives = ((mask == 1.0) & (x == 0)).sum(dim=1)
+    assert 8 <= negatives[0] <= 35 and 160 <= negatives[1] <= 240  # binomial around 20 and 200
+    assert negatives[2] == 400 and negatives[3] == 0  # a user without positives contributes nothing
+    again = model.sample_mask(x, torch.Generator().manual_seed(0))
+    assert torch.equal(mask, again)  # seeded
+    batch = Batch(users=torch.arange(4), x=x)
+    full = build_model(ModelConfig(name="cdae", params={"hidden": 8, "loss": "mse"}), 4, 1000, seed=0)
+    full.load_state_dict(model.state_dict())
+    model.eval(), full.eval()  # no input dropout: the two losses differ only in the items they cover
+    assert model.loss(batch, torch.Generator().manual_seed(0)) < full.loss(batch, torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="negative_ratio applies to the bce and mse losses"):
+        validate_params(ModelConfig(name="cdae", params={"loss": "multinomial", "negative_ratio": 1.0}))
