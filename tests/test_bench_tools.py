@@ -213,21 +213,27 @@ def test_settings_rerun_retrains_a_variant_whose_base_changed(tmp_path, monkeypa
         assert changed["runs"][setting]["tdiffrec"]["best_epoch"] == 7
 
 
-def test_accuracy_benchmark_writes_the_documented_figures(tmp_path):
-    """bench/accuracy.py on a small authors-format split: the interface other tools read (mean/std of
-    the four test metrics, per-seed values, timing) and a validation curve whose best point is the
-    model that was kept."""
-    accuracy = _load("accuracy")
+def _toy_splits(tmp_path):
+    """A small split in the authors' format: two taste groups over 40 items, 10 interactions per user (7/1/2)."""
     rng = np.random.default_rng(0)
     splits = tmp_path / "toy"
     splits.mkdir()
     rows = {"train_list": [], "valid_list": [], "test_list": []}
-    for u in range(60):  # two taste groups over 40 items, 10 interactions per user
+    for u in range(60):
         items = rng.choice(np.arange(20) + 20 * (u % 2), size=10, replace=False)
         for k, i in enumerate(items):
             rows["train_list" if k < 7 else "valid_list" if k < 8 else "test_list"].append([u, i])
     for name, r in rows.items():
         np.save(splits / f"{name}.npy", np.asarray(r, dtype=np.int64))
+    return splits
+
+
+def test_accuracy_benchmark_writes_the_documented_figures(tmp_path):
+    """bench/accuracy.py on a small authors-format split: the interface other tools read (mean/std of
+    the four test metrics, per-seed values, timing) and a validation curve whose best point is the
+    model that was kept."""
+    accuracy = _load("accuracy")
+    splits = _toy_splits(tmp_path)
     config = tmp_path / "mf.yaml"
     config.write_text(yaml.safe_dump({"model": {"name": "mf", "params": {"factors": 8}},
                                       "training": {"lr": 0.05, "batch_size": 16, "epochs": 6, "patience": 6, "eval_every": 2, "seed": 7}}))
@@ -246,3 +252,20 @@ def test_accuracy_benchmark_writes_the_documented_figures(tmp_path):
     assert stored["params"] > 0 and stored["seconds_per_epoch"] > 0 and stored["threads"] == 1
     assert (tmp_path / "acc.md").read_text().startswith("### mf on toy")
     assert out == stored
+
+
+def test_denoising_steps_scores_k_steps_from_mu_and_k_equal_t_is_the_models_own_inference(tmp_path):
+    steps = _load("denoising_steps")
+    splits = _toy_splits(tmp_path)
+    np.save(splits / "item_emb.npy", np.repeat(np.eye(2, dtype=np.float32), 20, axis=0) + 0.01 * np.arange(40, dtype=np.float32)[:, None])
+    config = tmp_path / "ldiffrec.yaml"
+    config.write_text(yaml.safe_dump({"model": {"name": "ldiffrec", "params": {
+        "clusters": {"source": "authors", "n_clusters": 2}, "latent_size": 8, "lamda_anneal_epochs": 0,
+        "diffusion": {"steps": 4, "noise_scale": 0.01, "noise_min": 0.001, "noise_max": 0.01},
+        "denoiser": {"hidden_dims": [16], "emb_size": 4, "dropout": 0.1}}},
+        "training": {"lr": 0.01, "batch_size": 16, "epochs": 4, "patience": 4, "eval_every": 2, "seed": 7}}))
+    out = steps.main(splits=splits, out_path=tmp_path / "steps.json", config=config, item_emb=splits / "item_emb.npy",
+                     seed=7, steps=[0, 2, 4, 9], threads=1, emb_cache=tmp_path / "cache")
+    assert [r["k"] for r in out["rows"]] == [0, 2, 4]  # k beyond T is dropped; k = T is checked against the model's own scores
+    assert out["T"] == 4 and json.loads((tmp_path / "steps.json").read_text()) == out
+    assert out["rows"][0]["valid_recall@20"] != out["rows"][-1]["valid_recall@20"] or out["rows"][0]["test_ndcg@20"] != out["rows"][-1]["test_ndcg@20"]
