@@ -266,6 +266,6 @@ def test_denoising_steps_scores_k_steps_from_mu_and_k_equal_t_is_the_models_own_
         "training": {"lr": 0.01, "batch_size": 16, "epochs": 4, "patience": 4, "eval_every": 2, "seed": 7}}))
     out = steps.main(splits=splits, out_path=tmp_path / "steps.json", config=config, item_emb=splits / "item_emb.npy",
                      seed=7, steps=[0, 2, 4, 9], threads=1, emb_cache=tmp_path / "cache")
-    assert [r["k"] for r in out["rows"]] == [0, 2, 4]  # k beyond T is dropped; k = T is checked against the model's own scores
+    assert [r["k"] for r in out["rows"]] == [0, 2, 4]  # k beyond T is dropped; the k = T row is the model's own inference
     assert out["T"] == 4 and json.loads((tmp_path / "steps.json").read_text()) == out
     assert out["rows"][0]["valid_recall@20"] != out["rows"][-1]["valid_recall@20"] or out["rows"][0]["test_ndcg@20"] != out["rows"][-1]["test_ndcg@20"]

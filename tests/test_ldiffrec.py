@@ -176,7 +176,6 @@ def test_reconstruction_likelihoods():
     assert float(reconstruction_nll(x, x, "gaussian")) == 0.0 and float(reconstruction_nll(x, x, "multinomial")) > 0.0
 
 
-
 def test_dense_encoder_sums_earlier_hidden_outputs_and_needs_equal_widths():
     from diffrec_core.models.ldiffrec import DenseEncoder
 

@@ -96,14 +96,27 @@ class GaussianDiffusion(nn.Module):
         """
         if not 0 <= sampling_steps <= self.steps:
             raise ValueError(f"sampling_steps must be in [0, {self.steps}], got {sampling_steps}")
-        batch = x_start.shape[0]
         if sampling_steps == 0:
             x_t = x_start
         else:
-            t = torch.full((batch,), sampling_steps - 1, dtype=torch.long, device=x_start.device)
+            t = torch.full((x_start.shape[0],), sampling_steps - 1, dtype=torch.long, device=x_start.device)
             x_t = self.q_sample(x_start, t, _randn_like(x_start, generator))
-        for i in reversed(range(self.steps)):
-            t = torch.full((batch,), i, dtype=torch.long, device=x_start.device)
+        return self.denoise(model, x_t, self.steps, sampling_noise=sampling_noise, generator=generator)
+
+    def denoise(
+        self,
+        model: Denoiser,
+        x_t: torch.Tensor,
+        steps: int,
+        *,
+        sampling_noise: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """The reverse steps t = steps-1 … 0 through mu_theta from x_t (p_sample runs all T of them)."""
+        if not 0 <= steps <= self.steps:
+            raise ValueError(f"steps must be in [0, {self.steps}], got {steps}")
+        for i in reversed(range(steps)):
+            t = torch.full((x_t.shape[0],), i, dtype=torch.long, device=x_t.device)
             mean = self.p_mean(model, x_t, t)
             if sampling_noise and i > 0:
                 std = torch.exp(0.5 * _extract(self.posterior_log_variance_clipped, t, x_t))

@@ -80,7 +80,6 @@ class LDiffRecParams(_Frozen):
     diffusion: DiffusionConfig = Field(default_factory=DiffusionConfig)
     denoiser: DenoiserConfig = Field(default_factory=lambda: DenoiserConfig(hidden_dims=[300], emb_size=10, dropout=0.5))
 
-
     @model_validator(mode="after")
     def _dense_needs_equal_widths(self) -> "LDiffRecParams":
         if self.encoder == "dense" and (not self.encoder_dims or len(set(self.encoder_dims)) != 1):
@@ -125,6 +124,13 @@ class DenseEncoder(nn.Module):
             h = norm(F.silu(layer(h) + skip))
             skip = skip + h
         return self.out(h)
+
+
+def _encoder(kind: str, n_in: int, widths: list[int], n_out: int, act: type[nn.Module]) -> nn.Module:
+    """One cluster's encoder to (μ, log σ²): the activation after each hidden layer, the last layer linear."""
+    if kind == "dense":
+        return DenseEncoder(n_in, widths[0], len(widths), n_out)
+    return _mlp([n_in, *widths, n_out], act)
 
 
 def _decoder(dims: list[int], act: type[nn.Module]) -> nn.Module:
@@ -175,15 +181,9 @@ class LDiffRec(Recommender):
         self.latent_sizes = split_sizes(p.latent_size, counts)
         hidden = [split_sizes(h, counts) for h in p.encoder_dims]
         act = _ACT[p.activation]
-        if p.encoder == "dense":
-            self.encoders = nn.ModuleList(
-                DenseEncoder(int(counts[c]), hidden[0][c], len(hidden), 2 * self.latent_sizes[c]) for c in range(self.n_clusters)
-            )
-        else:
-            self.encoders = nn.ModuleList(
-                _mlp([int(counts[c]), *(h[c] for h in hidden), 2 * self.latent_sizes[c]], act) for c in range(self.n_clusters)
-            )
-        # Hidden layers are followed by the activation; the last (μ, log σ²) layer is linear.
+        self.encoders = nn.ModuleList(
+            _encoder(p.encoder, int(counts[c]), [h[c] for h in hidden], 2 * self.latent_sizes[c], act) for c in range(self.n_clusters)
+        )
         if p.decoder == "per_cluster":
             dec_hidden = [split_sizes(h, counts) for h in p.decoder_dims]
             self.decoders = nn.ModuleList(
