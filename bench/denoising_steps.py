@@ -5,7 +5,7 @@
 
 Trains the dataset's shipped L-DiffRec config (or ``--config``) with one seed, selected on validation Recall@20 as
 ``bench/accuracy.py`` does, then evaluates validation and test with inference changed only in how many reverse steps run
-from z = μ: k = 0 decodes μ directly, k = T is the model's own inference (T' = 0: μ is taken as x_T). A diagnostic of the
+from z = μ: k = 0 decodes μ directly, k = T is the model's own inference when its config has T' = 0 and no sampling noise (μ is taken as x_T). A diagnostic of the
 architecture, never a way to choose a config (the trained model is the same for every k).
 """
 
@@ -68,9 +68,11 @@ def main(
     ks = sorted({k for k in (steps or [0, 1, 2, 5, 10, 20, n_steps]) if 0 <= k <= n_steps})
     inputs = model_input(data.train, data.train_order, time_weights_for(run))
     targets = {"valid": Target(data.valid, data.train), "test": Target(data.test, data.train + data.valid)}
+    # the model's own inference is the k = T path only when it starts from μ itself (T' = 0) without sampling noise
+    own_is_k_steps = params.diffusion.sampling_steps == 0 and not params.diffusion.sampling_noise
     rows = []
     for k in ks:
-        if k == n_steps:  # the model's own inference (p_sample from μ with T' = 0), already scored after training
+        if k == n_steps and own_is_k_steps:  # already scored after training
             m = metrics
         else:
             net.score = k_step_scorer(net, k)

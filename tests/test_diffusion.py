@@ -105,6 +105,20 @@ def test_p_sample_with_perfect_x0_denoiser_returns_x0():
     assert torch.allclose(out, x0, atol=1e-5)
 
 
+def test_denoise_runs_the_reverse_steps_p_sample_runs():
+    diff = _diffusion()
+    torch.manual_seed(0)
+    net = torch.nn.Linear(5, 5).double()
+    model = lambda x, t: net(x) + t[:, None].double() / 10  # noqa: E731 - step-dependent, so the order of steps matters
+    x = torch.rand(3, 5, dtype=torch.float64)
+    assert torch.equal(diff.denoise(model, x, 0), x)
+    one = diff.p_mean(model, x, torch.zeros(3, dtype=torch.long))
+    assert torch.allclose(diff.denoise(model, x, 1), one)
+    assert torch.allclose(diff.denoise(model, x, diff.steps), diff.p_sample(model, x, sampling_steps=0))
+    with pytest.raises(ValueError, match="steps must be in"):
+        diff.denoise(model, x, diff.steps + 1)
+
+
 def test_uniform_sampler_is_seeded():
     s = UniformSampler(7)
     a, wa = s.sample(100, torch.Generator().manual_seed(3))
