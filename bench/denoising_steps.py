@@ -5,8 +5,9 @@
 
 Trains the dataset's shipped L-DiffRec config (or ``--config``) with one seed, selected on validation Recall@20 as
 ``bench/accuracy.py`` does, then evaluates validation and test with inference changed only in how many reverse steps run
-from z = μ: k = 0 decodes μ directly, k = T is the model's own inference when its config has T' = 0 and no sampling noise (μ is taken as x_T). A diagnostic of the
-architecture, never a way to choose a config (the trained model is the same for every k).
+from z = μ: k = 0 decodes μ directly, k = T is the model's own inference when its config has T' = 0 and no sampling
+noise (μ is taken as x_T). A diagnostic of the architecture, never a way to choose a config (the trained model is the
+same for every k).
 """
 
 from __future__ import annotations
