@@ -5,7 +5,7 @@
 A plan (YAML) lists groups; each group is one configuration run with several seeds:
 
     seconds: 450            # the whole suite's time limit
-    max_epochs: 1000        # epoch cap of every run
+    max_epochs: 1000        # epoch cap of every run (a group's training.epochs below it is kept)
     groups:
       - name: lightgcn-lr0.005
         splits: ml-1m_clean         # folder under --data in the authors' format
@@ -86,6 +86,13 @@ def base_config(splits_name: str, model: str) -> dict:
 def item_emb_path(value: str, splits: Path, out: Path) -> Path:
     """A group's ``item_emb``: ``OUT/...`` is inside the suite's output folder, anything else relative to the splits folder."""
     return out / value.removeprefix("OUT/") if value.startswith("OUT/") else splits / value
+
+
+def run_epochs(config: Path, cap: int) -> int:
+    """A run's epoch limit: the plan's cap, or the group's own ``training.epochs`` where that is lower
+    (an epoch count can be part of a configuration, e.g. the horizon of a cosine learning-rate schedule)."""
+    epochs = (yaml.safe_load(config.read_text()).get("training") or {}).get("epochs")
+    return min(cap, int(epochs)) if epochs is not None else cap
 
 
 def write_config(base: Path | dict, overrides: dict, path: Path) -> Path:
@@ -170,7 +177,7 @@ def main(
     for sub in ("logs", "runs", "configs", "emb", "groups"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     pool = Pool(out, device, deadline)
-    cap = ["--epochs", str(plan.get("max_epochs", 1000))]
+    cap = int(plan.get("max_epochs", 1000))
     names: dict[str, list[str]] = {}
     # Every group's config first, so a bad group stops the suite before any process starts.
     configs = {g["name"]: write_config(base_config(g["splits"], g["model"]), g.get("overrides", {}),
@@ -181,7 +188,7 @@ def main(
         names[g["name"]] = []
         for i, seed in enumerate(g["seeds"]):
             name = f"{g['name']}-s{seed}"
-            extra = cap + ["--config", str(config)]
+            extra = ["--epochs", str(run_epochs(config, cap)), "--config", str(config)]
             if g.get("item_emb"):
                 extra += ["--item-emb", str(item_emb_path(g["item_emb"], splits, out))]
             if g.get("save_item_emb") and i == 0:

@@ -89,6 +89,10 @@ def test_suite_plan_checks_and_dotted_overrides(tmp_path):
     assert cfg["model"]["params"]["reg"] == 0.001 and cfg["training"] == {"lr": 0.005, "ema_decay": 0.99}
     with pytest.raises(SystemExit, match="'name' is not a mapping"):
         suite.write_config(base, {"model.name.x": 1}, tmp_path / "c" / "h.yaml")
+    # the plan's epoch cap, unless the group's own config asks for fewer epochs
+    assert suite.run_epochs(out, 400) == 400
+    short = suite.write_config(base, {"training.epochs": 80}, tmp_path / "c" / "s.yaml")
+    assert suite.run_epochs(short, 400) == 80 and suite.run_epochs(short, 50) == 50
 
 
 def test_suite_item_embeddings_come_from_the_splits_folder_or_the_suite_output(tmp_path):
