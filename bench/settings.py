@@ -397,13 +397,13 @@ def _side_data_factory(dataset: str, training: dict):
         from diffrec_core import clustering, embeddings
 
         params = run.model.params.get("clusters", {})
-        key = (setting, params.get("n_clusters", 2), params.get("seed", 2023))
+        key = (setting, params.get("n_clusters", 2), params.get("seed", 2023), params.get("vectors", "raw"))
         if key not in cache:
             if setting not in vectors:
                 emb_run = apply_overrides(embeddings.embedding_config(dataset, params.get("embedding_config")),
                                           {f"training.{k}": v for k, v in training.items()})
                 vectors[setting], _ = clustering.train_item_embeddings(data.train, data.valid, emb_run)
-            cache[key] = {"item_clusters": clustering.kmeans(vectors[setting], key[1], key[2])}
+            cache[key] = {"item_clusters": clustering.kmeans(vectors[setting], key[1], key[2], vectors=key[3])}
         return cache[key]
 
     return side_data

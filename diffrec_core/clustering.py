@@ -55,8 +55,29 @@ def train_item_embeddings(train: sp.csr_matrix, valid: sp.csr_matrix, run: "RunC
     return model.item_embeddings(), {"best_epoch": result.best_epoch, "valid": result.best_valid}
 
 
-def kmeans(embeddings: np.ndarray, n_clusters: int, seed: int, *, niter: int = 25, nredo: int = 5) -> np.ndarray:
-    """FAISS k-means of the rows of ``embeddings``; returns (n_items,) int64 cluster ids in 0..C-1.
+VECTORS = ("raw", "unit", "centred_unit")
+
+
+def prepare_vectors(embeddings: np.ndarray, vectors: str = "raw") -> np.ndarray:
+    """What k-means clusters: ``raw`` item vectors (Euclidean k-means, the authors'); ``unit``: each scaled
+    to length 1 (clusters by direction, not by the norm, which in LightGCN mostly tracks popularity);
+    ``centred_unit``: the mean item vector subtracted first, then scaled to length 1."""
+    if vectors not in VECTORS:
+        raise ValueError(f"cluster vectors must be one of {', '.join(VECTORS)}, got {vectors!r}")
+    x = np.asarray(embeddings, dtype=np.float64)
+    if vectors == "raw":
+        return np.ascontiguousarray(x, dtype=np.float32)
+    if vectors == "centred_unit":
+        x = x - x.mean(axis=0)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    if (norms == 0).any():
+        raise ValueError(f"{int((norms == 0).sum())} item vectors have length 0 and no direction; cluster the raw vectors")
+    return np.ascontiguousarray(x / norms, dtype=np.float32)
+
+
+def kmeans(embeddings: np.ndarray, n_clusters: int, seed: int, *, vectors: str = "raw", niter: int = 25, nredo: int = 5) -> np.ndarray:
+    """FAISS k-means of the rows of ``embeddings`` (transformed by ``vectors``, see ``prepare_vectors``);
+    returns (n_items,) int64 cluster ids in 0..C-1.
 
     Every item takes part in training (max_points_per_centroid covers all points, so FAISS does not
     subsample), the best of ``nredo`` seeded restarts is kept, and clusters are renumbered by
@@ -64,11 +85,12 @@ def kmeans(embeddings: np.ndarray, n_clusters: int, seed: int, *, niter: int = 2
     """
     import faiss
 
-    x = np.ascontiguousarray(embeddings, dtype=np.float32)
+    x = np.asarray(embeddings)
     if x.ndim != 2 or len(x) == 0:
         raise ValueError(f"item embeddings must be a non-empty 2-d array, got shape {x.shape}")
     if not np.isfinite(x).all():
         raise ValueError("item embeddings contain NaN or infinite values")
+    x = prepare_vectors(x, vectors)
     n = len(x)
     if not 1 <= n_clusters <= n:
         raise ValueError(f"n_clusters must be in [1, {n}] (the number of items), got {n_clusters}")

@@ -73,15 +73,16 @@ def load_embeddings(con, embedding_run: str, dataset: str) -> np.ndarray:
 
 
 def cluster(warehouse_path: str | Path, embedding_run: str, dataset: str, n_clusters: list[int] | tuple[int, ...] = (1, 2, 3, 4, 5),
-            seed: int = 2023) -> dict[int, list[int]]:
-    """Seeded k-means of a stored run's vectors for each C (reusing stored ones); returns {C: cluster sizes}."""
+            seed: int = 2023, vectors: str = "raw") -> dict[int, list[int]]:
+    """Seeded k-means of a stored run's vectors (transformed by ``vectors``) for each C, reusing a stored
+    clustering made with the same seed and vectors; returns {C: cluster sizes}."""
     report: dict[int, list[int]] = {}
     with warehouse.connect(warehouse_path, read_only=True) as con:
-        vectors = load_embeddings(con, embedding_run, dataset)
-        existing = {c: _read_clusters(con, embedding_run, dataset, c, seed) for c in n_clusters}
+        item_vectors = load_embeddings(con, embedding_run, dataset)
+        existing = {c: _read_clusters(con, embedding_run, dataset, c, seed, vectors) for c in n_clusters}
     new = {}
     for c in n_clusters:
-        labels = existing[c] if existing[c] is not None else clustering.kmeans(vectors, c, seed)
+        labels = existing[c] if existing[c] is not None else clustering.kmeans(item_vectors, c, seed, vectors=vectors)
         if existing[c] is None:
             new[c] = labels
         report[c] = clustering.cluster_report(labels, c).sizes
@@ -91,23 +92,24 @@ def cluster(warehouse_path: str | Path, embedding_run: str, dataset: str, n_clus
                 warehouse.delete_where(con, "item_clusters", embedding_run=embedding_run, dataset=dataset, n_clusters=c)
                 frame = pd.DataFrame({"item_id": np.arange(len(labels), dtype=np.int64), "cluster": labels})
                 _insert_frame(con, "_item_clusters_frame", frame, "embeddings/insert_item_clusters",
-                              embedding_run=embedding_run, dataset=dataset, n_clusters=c, seed=seed)
+                              embedding_run=embedding_run, dataset=dataset, n_clusters=c, seed=seed, vectors=vectors)
     return report
 
 
-def item_clusters(con, embedding_run: str, dataset: str, n_clusters: int, seed: int) -> np.ndarray:
+def item_clusters(con, embedding_run: str, dataset: str, n_clusters: int, seed: int, vectors: str = "raw") -> np.ndarray:
     """The stored (n_items,) cluster ids of one clustering; ValueError if it was never computed."""
-    labels = _read_clusters(con, embedding_run, dataset, n_clusters, seed)
+    labels = _read_clusters(con, embedding_run, dataset, n_clusters, seed, vectors)
     if labels is None:
-        raise ValueError(f"no item clusters for embedding run {embedding_run!r}, C={n_clusters}, seed={seed}: run the cluster step first")
+        raise ValueError(f"no item clusters for embedding run {embedding_run!r}, C={n_clusters}, seed={seed}, "
+                         f"vectors={vectors}: run the cluster step first")
     return labels
 
 
-def _read_clusters(con, embedding_run: str, dataset: str, n_clusters: int, seed: int) -> np.ndarray | None:
-    """The stored clustering for C = n_clusters if it was made with ``seed``, else None."""
+def _read_clusters(con, embedding_run: str, dataset: str, n_clusters: int, seed: int, vectors: str) -> np.ndarray | None:
+    """The stored clustering for C = n_clusters if it was made with ``seed`` and ``vectors``, else None."""
     rows = warehouse.run_sql(con, "embeddings/item_clusters", embedding_run=embedding_run, dataset=dataset,
                              n_clusters=n_clusters).fetchall()
-    if not rows or int(rows[0][2]) != seed:
+    if not rows or int(rows[0][2]) != seed or rows[0][3] != vectors:
         return None
     return np.asarray([r[1] for r in rows], dtype=np.int64)
 
@@ -161,7 +163,8 @@ def clusters_for_presplit(
                 np.save(tmp, vectors)
                 tmp.replace(cache)
         info.update(embedding_run=run_id, embeddings=str(cache) if cache is not None else None)
-    labels = clustering.kmeans(vectors, clusters.n_clusters, clusters.seed)
+    labels = clustering.kmeans(vectors, clusters.n_clusters, clusters.seed, vectors=clusters.vectors)
+    info["vectors"] = clusters.vectors
     info["sizes"] = clustering.cluster_report(labels, clusters.n_clusters).sizes
     return labels, info
 

@@ -76,7 +76,7 @@ def train_run(
             if embedding_run is None:
                 raise ValueError(f"model {run.model.name!r} needs item clusters: run the embed and cluster steps first (the pipeline does)")
             c = params.clusters
-            side = {"item_clusters": embeddings.item_clusters(con, embedding_run, dataset, c.n_clusters, c.seed)}
+            side = {"item_clusters": embeddings.item_clusters(con, embedding_run, dataset, c.n_clusters, c.seed, c.vectors)}
     run_id = new_run_id(run.model.name)
     with warehouse.connect(warehouse_path) as con:
         warehouse.record_model_run(

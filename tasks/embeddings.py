@@ -17,6 +17,6 @@ def embed(warehouse_path: str, dataset: str, setting: str, run: RunConfig) -> di
 
 
 @task(name="cluster")
-def cluster(warehouse_path: str, embedding_run: str, dataset: str, n_clusters: list[int], seed: int) -> dict:
+def cluster(warehouse_path: str, embedding_run: str, dataset: str, n_clusters: list[int], seed: int, vectors: str = "raw") -> dict:
     """Seeded FAISS k-means of the stored embeddings for each C; returns {C: cluster sizes}."""
-    return embeddings.cluster(warehouse_path, embedding_run, dataset, n_clusters, seed)
+    return embeddings.cluster(warehouse_path, embedding_run, dataset, n_clusters, seed, vectors)

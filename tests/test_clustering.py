@@ -70,3 +70,28 @@ def test_fingerprint_and_run_id_change_with_the_split_and_the_config():
     assert clustering.embedding_run_id(run, fa) == clustering.embedding_run_id(run, fa)
     assert clustering.embedding_run_id(run, fa) != clustering.embedding_run_id(other, fa)
     assert clustering.embedding_run_id(run, fa) != clustering.embedding_run_id(run, clustering.train_fingerprint(b))
+
+
+def test_vectors_transform_decides_what_is_clustered():
+    rng = np.random.default_rng(0)
+    directions = np.vstack([rng.normal([5, 0, 0], 0.3, (40, 3)), rng.normal([0, 5, 0], 0.3, (60, 3))])
+    scale = np.where(rng.uniform(size=(100, 1)) < 0.5, 0.1, 10.0)  # norms in two far-apart groups, unrelated to direction
+    x = (directions * scale).astype(np.float32)
+    by_direction = np.r_[np.ones(40), np.zeros(60)]  # the larger cluster is 0
+    unit = clustering.kmeans(x, 2, seed=0, vectors="unit")
+    np.testing.assert_array_equal(unit, by_direction)
+    raw = clustering.kmeans(x, 2, seed=0)
+    assert not np.array_equal(raw, by_direction) and not np.array_equal(raw, 1 - by_direction)  # raw follows the norm
+    # centred_unit ignores a shift common to every vector; unit does not
+    shifted = x + np.array([0, 0, 50], dtype=np.float32)
+    np.testing.assert_array_equal(clustering.kmeans(shifted, 2, seed=0, vectors="centred_unit"),
+                                  clustering.kmeans(x, 2, seed=0, vectors="centred_unit"))
+    norms = np.linalg.norm(clustering.prepare_vectors(x, "centred_unit"), axis=1)
+    np.testing.assert_allclose(norms, 1.0, rtol=1e-5)
+
+
+def test_bad_vectors_transform_is_refused():
+    with pytest.raises(ValueError, match="must be one of raw, unit, centred_unit, got 'cosine'"):
+        clustering.kmeans(np.ones((4, 2), dtype=np.float32), 2, seed=0, vectors="cosine")
+    with pytest.raises(ValueError, match="1 item vectors have length 0"):
+        clustering.kmeans(np.array([[0, 0], [1, 0], [0, 1]], dtype=np.float32), 2, seed=0, vectors="unit")

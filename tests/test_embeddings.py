@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from diffrec_core import embeddings, runs, warehouse
+from diffrec_core import clustering, embeddings, runs, warehouse
 from diffrec_core.config import ModelConfig, RunConfig, TrainingConfig
 from diffrec_core.ingest import SyntheticConfig, ingest_synthetic
 from diffrec_core.splits import SplitConfig, make_split, stage
@@ -52,6 +52,30 @@ def test_embed_and_cluster_are_stored_and_reused(wh):
     assert embeddings.cluster(wh, first.embedding_run, "syn", [3], seed=4) == {3: sizes[3]}  # reused, not duplicated
     with warehouse.connect(wh, read_only=True) as con:
         assert con.execute("select count(*) from item_clusters where embedding_run = ?", [first.embedding_run]).fetchone()[0] == n_rows
+
+    # another vectors transform is another clustering: it replaces the stored one for that C, which is then found only by it
+    embeddings.cluster(wh, first.embedding_run, "syn", [3], seed=4, vectors="centred_unit")
+    with warehouse.connect(wh, read_only=True) as con:
+        centred = embeddings.item_clusters(con, first.embedding_run, "syn", 3, 4, "centred_unit")
+        with pytest.raises(ValueError, match="vectors=raw: run the cluster step first"):
+            embeddings.item_clusters(con, first.embedding_run, "syn", 3, 4)
+        assert con.execute("select count(*) from item_clusters where embedding_run = ?", [first.embedding_run]).fetchone()[0] == n_rows
+    expected = clustering.kmeans(vectors, 3, 4, vectors="centred_unit")
+    np.testing.assert_array_equal(centred, expected)
+
+
+def test_a_warehouse_from_before_the_vectors_column_keeps_its_clusters(tmp_path):
+    path = str(tmp_path / "old.duckdb")
+    import duckdb
+
+    con = duckdb.connect(path)  # the item_clusters table as warehouses made before the vectors column hold it
+    con.execute("create table item_clusters (embedding_run varchar not null, dataset varchar not null, n_clusters integer not null, "
+                "seed bigint not null, item_id integer not null, cluster integer not null, "
+                "primary key (embedding_run, dataset, n_clusters, item_id))")
+    con.execute("insert into item_clusters values ('emb-x', 'syn', 2, 7, 0, 1), ('emb-x', 'syn', 2, 7, 1, 0)")
+    con.close()
+    with warehouse.connect(path, read_only=False) as con:
+        np.testing.assert_array_equal(embeddings.item_clusters(con, "emb-x", "syn", 2, 7), [1, 0])
 
 
 def test_ldiffrec_trains_evaluates_and_recommends_from_stored_clusters(wh, tmp_path):

@@ -51,6 +51,9 @@ class ClustersConfig(_Frozen):
     source: Literal["lightgcn", "authors"] = "lightgcn"
     n_clusters: PositiveInt = Field(2, description="C, the number of item clusters")
     seed: int = Field(2023, description="k-means seed (FAISS)")
+    vectors: Literal["raw", "unit", "centred_unit"] = Field(
+        "raw", description="what k-means clusters: the raw item vectors (the authors'), each scaled to unit length, "
+        "or centred on the mean item vector and then scaled to unit length")
     embedding_config: str | None = Field(None, description="LightGCN run config file; None = the shipped one for the dataset")
 
 

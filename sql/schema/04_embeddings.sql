@@ -22,13 +22,16 @@ create table if not exists item_embeddings (
     primary key (embedding_run, dataset, item_id)
 );
 
--- One clustering per (embedding run, C): a new k-means seed replaces the stored one.
+-- One clustering per (embedding run, C): a new k-means seed or vectors transform replaces the stored one.
 create table if not exists item_clusters (
     embedding_run varchar not null,
     dataset       varchar not null,
     n_clusters    integer not null,
     seed          bigint not null,
+    vectors       varchar not null default 'raw',  -- what k-means clustered (diffrec_core.clustering.prepare_vectors)
     item_id       integer not null,
     cluster       integer not null,
     primary key (embedding_run, dataset, n_clusters, item_id)
 );
+-- Warehouses made before the vectors were recorded clustered raw ones.
+alter table item_clusters add column if not exists vectors varchar default 'raw';
