@@ -89,6 +89,22 @@ def test_ldiffrec_trains_evaluates_and_recommends_from_stored_clusters(wh, tmp_p
     assert runs.recommend_run(wh, run_id, device="cpu") > 0
 
 
+def test_an_ldiffrec_run_trains_on_the_clustering_of_its_own_vectors_transform(wh, tmp_path):
+    emb = embeddings.embed(wh, "syn", "clean", GCN)
+    embeddings.cluster(wh, emb.embedding_run, "syn", [3], seed=4)  # raw only
+    params = {**LDIFF.model.params, "clusters": {**LDIFF.model.params["clusters"], "vectors": "unit"}}
+    unit_run = LDIFF.model_copy(update={"model": LDIFF.model.model_copy(update={"params": params})})
+    with pytest.raises(ValueError, match="vectors=unit: run the cluster step first"):
+        runs.train_run(wh, "syn", "clean", unit_run, tmp_path / "art", embedding_run=emb.embedding_run)
+    embeddings.cluster(wh, emb.embedding_run, "syn", [3], seed=4, vectors="unit")
+    run_id = runs.train_run(wh, "syn", "clean", unit_run, tmp_path / "art", embedding_run=emb.embedding_run)
+    with warehouse.connect(wh, read_only=True) as con:
+        stored = embeddings.item_clusters(con, emb.embedding_run, "syn", 3, 4, "unit")
+        vectors = embeddings.load_embeddings(con, emb.embedding_run, "syn")
+    np.testing.assert_array_equal(stored, clustering.kmeans(vectors, 3, 4, vectors="unit"))
+    assert runs.recommend_run(wh, run_id, device="cpu") > 0
+
+
 def test_authors_source_is_refused_in_the_pipeline():
     bad = RunConfig(model=ModelConfig(name="ldiffrec", params={"clusters": {"source": "authors"}}))
     with pytest.raises(ValueError, match="pre-split data"):
