@@ -44,7 +44,9 @@ from diffrec_core import ingest, splits, warehouse  # noqa: E402
 from diffrec_core.config import RunConfig  # noqa: E402
 from diffrec_core.evaluation import Target  # noqa: E402
 from diffrec_core.interactions import SplitData, load_split, model_input  # noqa: E402
-from diffrec_core.models.registry import VARIANTS, available, build_model, resolve_config, spec, time_weights_for  # noqa: E402
+from diffrec_core.models.registry import (  # noqa: E402
+    VARIANTS, available, build_model, resolve_config, spec, time_weights_for, validate_params,
+)
 from diffrec_core.search import apply_overrides  # noqa: E402
 from diffrec_core.training import evaluate_model, fit, select_device  # noqa: E402
 
@@ -396,14 +398,15 @@ def _side_data_factory(dataset: str, training: dict):
     def side_data(run: RunConfig, setting: str, data: SplitData) -> dict:
         from diffrec_core import clustering, embeddings
 
-        params = run.model.params.get("clusters", {})
-        key = (setting, params.get("n_clusters", 2), params.get("seed", 2023), params.get("vectors", "raw"))
+        clusters = validate_params(run.model).clusters
+        key = (setting, clusters.n_clusters, clusters.seed, clusters.vectors)
         if key not in cache:
             if setting not in vectors:
-                emb_run = apply_overrides(embeddings.embedding_config(dataset, params.get("embedding_config")),
+                emb_run = apply_overrides(embeddings.embedding_config(dataset, clusters.embedding_config),
                                           {f"training.{k}": v for k, v in training.items()})
                 vectors[setting], _ = clustering.train_item_embeddings(data.train, data.valid, emb_run)
-            cache[key] = {"item_clusters": clustering.kmeans(vectors[setting], key[1], key[2], vectors=key[3])}
+            cache[key] = {"item_clusters": clustering.kmeans(vectors[setting], clusters.n_clusters, clusters.seed,
+                                                             vectors=clusters.vectors)}
         return cache[key]
 
     return side_data

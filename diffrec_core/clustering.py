@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
 import scipy.sparse as sp
@@ -55,7 +55,8 @@ def train_item_embeddings(train: sp.csr_matrix, valid: sp.csr_matrix, run: "RunC
     return model.item_embeddings(), {"best_epoch": result.best_epoch, "valid": result.best_valid}
 
 
-VECTORS = ("raw", "unit", "centred_unit")
+Vectors = Literal["raw", "unit", "centred_unit"]
+VECTORS: tuple[str, ...] = get_args(Vectors)
 
 
 def prepare_vectors(embeddings: np.ndarray, vectors: str = "raw") -> np.ndarray:
@@ -64,9 +65,9 @@ def prepare_vectors(embeddings: np.ndarray, vectors: str = "raw") -> np.ndarray:
     ``centred_unit``: the mean item vector subtracted first, then scaled to length 1."""
     if vectors not in VECTORS:
         raise ValueError(f"cluster vectors must be one of {', '.join(VECTORS)}, got {vectors!r}")
-    x = np.asarray(embeddings, dtype=np.float64)
     if vectors == "raw":
-        return np.ascontiguousarray(x, dtype=np.float32)
+        return np.ascontiguousarray(embeddings, dtype=np.float32)
+    x = np.asarray(embeddings, dtype=np.float64)
     if vectors == "centred_unit":
         x = x - x.mean(axis=0)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
@@ -90,10 +91,10 @@ def kmeans(embeddings: np.ndarray, n_clusters: int, seed: int, *, vectors: str =
         raise ValueError(f"item embeddings must be a non-empty 2-d array, got shape {x.shape}")
     if not np.isfinite(x).all():
         raise ValueError("item embeddings contain NaN or infinite values")
-    x = prepare_vectors(x, vectors)
     n = len(x)
     if not 1 <= n_clusters <= n:
         raise ValueError(f"n_clusters must be in [1, {n}] (the number of items), got {n_clusters}")
+    x = prepare_vectors(x, vectors)  # before the C = 1 shortcut, so a bad transform is refused for every C
     if n_clusters == 1:
         return np.zeros(n, dtype=np.int64)
     km = faiss.Kmeans(

@@ -82,7 +82,7 @@ def test_vectors_transform_decides_what_is_clustered():
     np.testing.assert_array_equal(unit, by_direction)
     raw = clustering.kmeans(x, 2, seed=0)
     assert not np.array_equal(raw, by_direction) and not np.array_equal(raw, 1 - by_direction)  # raw follows the norm
-    # centred_unit ignores a shift common to every vector; unit does not
+    # centred_unit ignores a shift common to every vector
     shifted = x + np.array([0, 0, 50], dtype=np.float32)
     np.testing.assert_array_equal(clustering.kmeans(shifted, 2, seed=0, vectors="centred_unit"),
                                   clustering.kmeans(x, 2, seed=0, vectors="centred_unit"))
