@@ -131,7 +131,9 @@ def _first_error(exc: Exception) -> str:
     if callable(errors):
         err = errors()[0]
         loc = ".".join(str(p) for p in err.get("loc", ()))
-        return f"{loc}: {err.get('msg')}" if loc else str(err.get("msg"))
+        value = err.get("input")
+        got = f" (got {value!r})" if isinstance(value, (str, int, float, bool)) and len(repr(value)) <= 60 else ""
+        return f"{loc}: {err.get('msg')}{got}" if loc else f"{err.get('msg')}{got}"
     return str(exc).splitlines()[0]
 
 

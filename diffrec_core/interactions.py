@@ -129,10 +129,10 @@ def load_keys(con: duckdb.DuckDBPyConnection, dataset: str) -> tuple[np.ndarray,
     users = run_sql(con, "staging/user_keys", dataset=dataset).fetchnumpy()
     items = run_sql(con, "staging/item_keys", dataset=dataset).fetchnumpy()
     if len(users["user_id"]) == 0 or len(items["item_id"]) == 0:
-        raise ValueError(f"dataset {dataset!r} is not staged (no users/items); run stage() first")
+        raise ValueError(f"dataset {dataset!r} is not staged (no users/items): run 'diffrec split' first")
     for name, ids in (("user_id", users["user_id"]), ("item_id", items["item_id"])):
         if not np.array_equal(np.asarray(ids), np.arange(len(ids))):
-            raise ValueError(f"dataset {dataset!r}: {name}s are not dense from 0; re-run stage()")
+            raise ValueError(f"dataset {dataset!r}: {name}s are not dense from 0: run 'diffrec split' again")
     return np.asarray(users["user_key"], dtype=object), np.asarray(items["item_key"], dtype=object)
 
 
@@ -147,7 +147,7 @@ def load_split(con: duckdb.DuckDBPyConnection, dataset: str, setting: str = "cle
     users = np.asarray(rows["user_id"])
     items = np.asarray(rows["item_id"])
     if not np.any(part == 0):
-        raise ValueError(f"split {setting!r} of dataset {dataset!r} has no train rows; run make_split() first")
+        raise ValueError(f"split {setting!r} of dataset {dataset!r} has no train rows: make it with 'diffrec split' first")
     shape = (len(user_keys), len(item_keys))
     is_train = part == 0
     train, order = to_csr_with_order(users[is_train], items[is_train], np.asarray(rows["t"])[is_train], shape)

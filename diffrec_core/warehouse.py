@@ -144,16 +144,22 @@ def open_database(path: str | Path, read_only: bool = False, lock_timeout: float
 
 @contextmanager
 def connect(
-    path: str | Path = DEFAULT_WAREHOUSE, read_only: bool = False, lock_timeout: float | None = None
+    path: str | Path = DEFAULT_WAREHOUSE, read_only: bool = False, lock_timeout: float | None = None, create: bool = True
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse file; apply the schema unless ``read_only``; close on exit.
 
+    A missing file is created only by a read-write open with ``create`` (the commands that
+    load data); every other open of a missing file raises ``FileNotFoundError``. A connection
+    that created the file and ends in an exception removes it again, so a first command that
+    fails leaves no empty warehouse behind.
     The session time zone is UTC, so naive timestamps mean UTC everywhere.
     DuckDB allows one writer per file: while one process holds it read-write, any
     other open fails at once, so the open is retried for up to ``lock_timeout`` seconds
     (see ``open_database``) and connections are meant to be held briefly.
     """
-    if read_only and not Path(path).exists():
+    path = Path(path)
+    created = not path.exists()
+    if created and (read_only or not create):
         raise FileNotFoundError(f"{path}: no such warehouse (run 'diffrec ingest' or 'diffrec pipeline' first)")
     con = open_database(path, read_only=read_only, lock_timeout=lock_timeout)
     try:
@@ -161,6 +167,12 @@ def connect(
         if not read_only:
             apply_schema(con)
         yield con
+    except BaseException:
+        con.close()
+        if created:
+            for leftover in (path, path.with_name(path.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+        raise
     finally:
         con.close()
 

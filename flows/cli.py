@@ -27,7 +27,7 @@ app.add_typer(report_app, name="report")
 quality_app = typer.Typer(help="Data-quality suites (Great Expectations) over the warehouse.", no_args_is_help=True)
 app.add_typer(quality_app, name="quality")
 
-Warehouse = Annotated[Path, typer.Option("--warehouse", "-w", help="DuckDB warehouse file (created if missing).")]
+Warehouse = Annotated[Path, typer.Option("--warehouse", "-w", help="DuckDB warehouse file (ingest, pipeline and nightly create it).")]
 Dataset = Annotated[Optional[str], typer.Option("--dataset", "-d", help="Dataset name in the warehouse (default: 'builtin', or derived from the input file).")]
 Setting = Annotated[str, typer.Option("--setting", help="Split setting: clean, noisy-natural, noisy-random (stored as noisy-random-P), temporal, or any other name for a clean split.")]
 NoiseRatio = Annotated[Optional[float], typer.Option("--noise-ratio", help="noisy-random: items added per user as a share of their train/valid count; noisy-natural: the cap on added low-rated interactions (default 0.1).")]
@@ -56,6 +56,12 @@ def cli_errors(fn):
         except typer.Exit:
             raise
         except (ValueError, FileNotFoundError, PermissionError, duckdb.Error) as exc:
+            from pydantic import ValidationError
+
+            from diffrec_core.config import _first_error
+
+            if isinstance(exc, ValidationError):  # its first line names only the model: say which field and value
+                _fail(f"{exc.title} {_first_error(exc)}")
             _fail(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
 
     return wrapper
@@ -150,7 +156,7 @@ def split(
 
     name = dataset_name(dataset, None)
     config = _split_config(setting, noise_ratio, method, min_rating)
-    with wh.connect(warehouse) as con:
+    with wh.connect(warehouse, create=False) as con:
         splits.stage(con, name)
         report = splits.make_split(con, name, config)
     typer.echo(_split_line(report))
@@ -372,7 +378,8 @@ def search(
 
     result = hpo(HpoParams(warehouse=str(warehouse), artifacts_dir=str(artifacts), dataset=name, setting=setting,
                            grid=str(grid), sample=sample, seed=seed))
-    typer.echo(f"search: {result.trials_run} trials run; best run {result.best_run_id}")
+    failed = f", {len(result.failures)} failed (first: {result.failures[0]})" if result.failures else ""
+    typer.echo(f"search: {result.trials_run} trials run{failed}; best run {result.best_run_id}")
     typer.echo(_metric_line(result.metrics))
 
 

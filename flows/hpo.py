@@ -26,6 +26,7 @@ class HpoParams(BaseModel):
 class HpoResult(BaseModel):
     best_run_id: str
     trials_run: int
+    failures: list[str] = Field(default_factory=list, description="the error of each trial that failed")
     metrics: dict
 
 
@@ -36,6 +37,10 @@ def hpo(params: HpoParams) -> HpoResult:
     todo = search.pending_trials(params.grid, w, d, s, params.sample, params.seed)
     runs = model.train.map(unmapped(w), unmapped(d), unmapped(s), todo, unmapped(params.artifacts_dir))
     runs.wait()
-    best = search.select_best(params.grid, w, d, s, params.sample, params.seed, wait_for=[runs])
+    failed = [r for r in runs if r.state.is_failed()]
+    if failed and len(failed) == len(runs):
+        failed[0].result()  # no trial trained: raise the first one's error
+    best = search.select_best(params.grid, w, d, s, params.sample, params.seed)
     metrics = model.evaluate(w, best)
-    return HpoResult(best_run_id=best, trials_run=len(todo), metrics=metrics)
+    errors = [str(r.state.result(raise_on_failure=False)) for r in failed]
+    return HpoResult(best_run_id=best, trials_run=len(todo) - len(failed), failures=errors, metrics=metrics)

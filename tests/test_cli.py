@@ -70,6 +70,34 @@ def test_bad_file_is_one_line_error(tmp_path, content, expected):
     assert len(lines) == 1 and lines[0].startswith("error:") and "u.data" in lines[0], r.output
 
 
+def test_failed_first_commands_leave_no_warehouse(tmp_path):
+    w = tmp_path / "w.duckdb"
+    bad = tmp_path / "u.data"
+    bad.write_text("1;2;5;881250949\n")
+    r = invoke("ingest", bad, "--format", "ml-100k", "--warehouse", w)
+    assert r.exit_code == 1 and "u.data" in r.output and not w.exists(), r.output
+    r = invoke("split", "--warehouse", w)
+    assert r.exit_code == 1 and "w.duckdb: no such warehouse" in r.output and not w.exists(), r.output
+    r = invoke("ingest", *TINY, "--warehouse", w)
+    assert r.exit_code == 0, r.output
+    r = invoke("train", "--warehouse", w)  # ingested, never split: names the missing step
+    assert r.exit_code == 1 and "run 'diffrec split' first" in r.output, r.output
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["split", "--setting", "noisy-random", "--noise-ratio", "1.5"], "noise_ratio: Input should be less than or equal to 1 (got 1.5)"),
+    (["split", "--method", "bogus"], "method: Input should be 'global' or 'per_user' (got 'bogus')"),
+    (["train", "--epochs", "0"], "training.epochs: Input should be greater than 0 (got 0)"),
+    (["train", "--device", "tpu"], "training.device: Input should be 'auto', 'cpu' or 'cuda' (got 'tpu')"),
+])
+def test_bad_option_values_name_the_field_and_value(tmp_path, args, expected):
+    w = tmp_path / "w.duckdb"
+    assert invoke("ingest", *TINY, "--warehouse", w).exit_code == 0
+    r = invoke(*args, "--warehouse", w)
+    lines = [line for line in r.output.splitlines() if line.strip()]
+    assert r.exit_code == 1 and len(lines) == 1 and lines[0].startswith("error:") and expected in lines[0], r.output
+
+
 def test_missing_input_and_bad_config(tmp_path):
     r = invoke("pipeline", "--input", tmp_path / "nope.csv", "--warehouse", tmp_path / "w.duckdb")
     assert r.exit_code == 1 and "nope.csv" in r.output

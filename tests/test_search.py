@@ -85,6 +85,55 @@ def test_search_flow_records_trials_skips_finished_and_selects_on_validation(har
     assert second.trials_run == 0 and second.best_run_id == first.best_run_id
 
 
+def test_search_without_data_names_the_cause_and_creates_nothing(harness, tmp_path):
+    from diffrec_core import splits, warehouse
+    from diffrec_core.ingest import ingest_synthetic
+    from diffrec_core.ingest.synthetic import SyntheticConfig
+    from flows.hpo import HpoParams, hpo
+
+    grid = write_grid(tmp_path, {"training.epochs": [1], "training.lr": [0.0001, 0.003]})
+    w = tmp_path / "w.duckdb"
+    params = HpoParams(warehouse=str(w), artifacts_dir=str(tmp_path / "art"), dataset="tiny", grid=str(grid))
+    with pytest.raises(FileNotFoundError, match="no such warehouse"):
+        hpo(params)
+    assert not w.exists()
+    with warehouse.connect(w) as con:
+        ingest_synthetic(con, "tiny", SyntheticConfig(n_users=60, n_items=30, n_interactions=1000, seed=1))
+        splits.stage(con, "tiny")
+    with pytest.raises(ValueError, match="split 'clean' of dataset 'tiny' has no train rows"):
+        hpo(params)  # every trial fails: the trials' own error, not a missing best run
+    with duckdb.connect(str(w), read_only=True) as con:  # a trial without data records no run
+        assert con.execute("select count(*) from model_runs").fetchall() == [(0,)]
+
+
+def test_search_selects_among_the_trials_that_trained_and_reports_the_others(harness, tmp_path, monkeypatch):
+    from diffrec_core import runs, splits, warehouse
+    from diffrec_core.ingest import ingest_synthetic
+    from diffrec_core.ingest.synthetic import SyntheticConfig
+    from flows.hpo import HpoParams, hpo
+
+    w = str(tmp_path / "w.duckdb")
+    with warehouse.connect(w) as con:
+        ingest_synthetic(con, "tiny", SyntheticConfig(n_users=60, n_items=30, n_interactions=1000, seed=1))
+        splits.stage(con, "tiny")
+        splits.make_split(con, "tiny")
+    train_run = runs.train_run
+
+    def flaky(warehouse_path, dataset, setting, run, *args, **kwargs):
+        if run.training.lr == 0.003:
+            raise RuntimeError("CUDA out of memory")
+        return train_run(warehouse_path, dataset, setting, run, *args, **kwargs)
+
+    monkeypatch.setattr(runs, "train_run", flaky)
+    grid = write_grid(tmp_path, {"training.epochs": [1], "training.lr": [0.0001, 0.003],
+                                 "model.params.denoiser.hidden_dims": [[16]]})
+    result = hpo(HpoParams(warehouse=w, artifacts_dir=str(tmp_path / "art"), dataset="tiny", grid=str(grid)))
+    assert result.trials_run == 1 and result.failures == ["CUDA out of memory"]
+    with duckdb.connect(w, read_only=True) as con:
+        (config,) = con.execute("select config from model_runs where run_id = ?", [result.best_run_id]).fetchone()
+    assert json.loads(config)["training"]["lr"] == 0.0001
+
+
 def test_variant_grid_starts_from_its_base_models_config(tmp_path):
     path = tmp_path / "t.yaml"
     path.write_text(json.dumps({"model": "tdiffrec", "base": "ml-1m_noisy", "grid": {"training.lr": [0.001]}}))

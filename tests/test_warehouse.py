@@ -44,6 +44,27 @@ def test_connect_applies_schema_idempotently(tmp_path):
             con.execute("insert into published values ('e', 'r', now())")
 
 
+def test_only_a_creating_open_makes_a_warehouse_and_a_failed_first_one_leaves_none(tmp_path):
+    path = tmp_path / "w.duckdb"
+    for kwargs in ({"read_only": True}, {"create": False}):
+        with pytest.raises(FileNotFoundError, match="w.duckdb: no such warehouse"):
+            with connect(path, **kwargs):
+                pass
+        assert not path.exists()
+    with pytest.raises(ValueError, match="boom"):
+        with connect(path) as con:
+            con.execute("insert into published values ('d', 'r', now())")
+            raise ValueError("boom")
+    assert not path.exists() and not (tmp_path / "w.duckdb.wal").exists()
+    with connect(path) as con:
+        con.execute("insert into published values ('d', 'r', now())")
+    with pytest.raises(ValueError, match="boom"):  # a failure on an existing warehouse keeps it
+        with connect(path, create=False):
+            raise ValueError("boom")
+    with connect(path, read_only=True) as con:
+        assert con.execute("select run_id from published").fetchall() == [("r",)]
+
+
 def test_schema_and_queries_come_from_the_package():
     assert warehouse.schema_files()[0] == "schema/01_ingest"
     assert "create table if not exists raw_interactions" in sql_text("schema/01_ingest")
