@@ -41,8 +41,7 @@ def data_fingerprint(warehouse_path: str | Path, dataset: str, setting: str) -> 
     and the warehouse's instance id.
 
     Two splits of one warehouse with the same fingerprint give a model the same input matrix,
-    so a model trained on one serves the other (and task results cached on the fingerprint stay
-    valid). Raises ``ValueError`` when the split has no train rows.
+    so a model trained on one serves the other. Raises ``ValueError`` when the split has no train rows.
     """
     with warehouse.connect(warehouse_path, read_only=True) as con:
         rows, train_hash, users_hash, items_hash, instance = warehouse.run_sql(

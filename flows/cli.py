@@ -29,11 +29,15 @@ app.add_typer(quality_app, name="quality")
 
 Warehouse = Annotated[Path, typer.Option("--warehouse", "-w", help="DuckDB warehouse file (ingest, pipeline and nightly create it).")]
 Dataset = Annotated[Optional[str], typer.Option("--dataset", "-d", help="Dataset name in the warehouse (default: 'builtin', or derived from the input file).")]
-Setting = Annotated[str, typer.Option("--setting", help="Split setting: clean, noisy-natural, noisy-random (stored as noisy-random-P), temporal, or any other name for a clean split.")]
+Setting = Annotated[str, typer.Option("--setting", help="Split setting: clean, noisy-natural, noisy-random (stored as noisy-random-P; P = 0.1 unless --noise-ratio says, or name noisy-random-P), temporal, or any other name for a clean split.")]
 NoiseRatio = Annotated[Optional[float], typer.Option("--noise-ratio", help="noisy-random: items added per user as a share of their train/valid count; noisy-natural: the cap on added low-rated interactions (default 0.1).")]
 WMin = Annotated[Optional[float], typer.Option("--w-min", help="Time-weight the model input (T-variants): weight of each user's oldest train interaction, rising to 1 for the newest (default 0.1 for tdiffrec/ltdiffrec).")]
 Artifacts = Annotated[Path, typer.Option("--artifacts", help="Folder for model checkpoints.")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
+Users = Annotated[Optional[int], typer.Option(help="Built-in data: number of users (default 3,000).")]
+Items = Annotated[Optional[int], typer.Option(help="Built-in data: number of items (default 1,500).")]
+Interactions = Annotated[Optional[int], typer.Option(help="Built-in data: number of interactions (default 150,000).")]
+DataSeed = Annotated[Optional[int], typer.Option(help="Built-in data: random seed (default 0, the pipeline's).")]
 DEFAULT_WAREHOUSE = Path("warehouse.duckdb")
 DEFAULT_ARTIFACTS = Path("artifacts")
 BUILTIN = "builtin"
@@ -90,6 +94,14 @@ def _columns(column: list[str] | None) -> dict[str, str] | None:
     return out
 
 
+def _synthetic(users: int | None, items: int | None, interactions: int | None, seed: int | None):
+    """The built-in data's config: options given on the command line over SyntheticConfig's defaults (the pipeline's)."""
+    from diffrec_core.ingest.synthetic import SyntheticConfig
+
+    given = {"n_users": users, "n_items": items, "n_interactions": interactions, "seed": seed}
+    return SyntheticConfig(**{k: v for k, v in given.items() if v is not None})
+
+
 def _ingest_line(r) -> str:
     if r.skipped:
         return f"skipped {r.source}: the same content is already ingested for dataset {r.dataset!r} (batch {r.batch_id})"
@@ -114,16 +126,15 @@ def ingest(
     fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="ml-1m, ml-100k, ml-latest, csv, parquet (default: detected), or diffrec-splits for a folder of the paper authors' train/valid/test_list.npy.")] = None,
     setting: Annotated[str, typer.Option("--setting", help="diffrec-splits: the split setting the files become.")] = "clean",
     column: Annotated[Optional[list[str]], typer.Option("--column", "-c", help="Column mapping for csv/parquet, e.g. -c user=uid -c timestamp=time.")] = None,
-    users: Annotated[int, typer.Option(help="Built-in data: number of users.")] = 3000,
-    items: Annotated[int, typer.Option(help="Built-in data: number of items.")] = 1500,
-    interactions: Annotated[int, typer.Option(help="Built-in data: number of interactions.")] = 150_000,
-    seed: Annotated[int, typer.Option(help="Built-in data: random seed.")] = 2023,
+    users: Users = None,
+    items: Items = None,
+    interactions: Interactions = None,
+    seed: DataSeed = None,
     warehouse: Warehouse = DEFAULT_WAREHOUSE,
 ) -> None:
     """Load a raw interaction log (or the built-in data) into the warehouse; re-ingesting a file changes nothing."""
     from diffrec_core import ingest as core_ingest
     from diffrec_core import warehouse as wh
-    from diffrec_core.ingest.synthetic import SyntheticConfig
 
     name = dataset_name(dataset, source)
     with wh.connect(warehouse) as con:
@@ -134,7 +145,7 @@ def ingest(
 
             result = ingest_presplit(con, source, name, setting)
         elif source is None:
-            result = core_ingest.ingest_synthetic(con, name, SyntheticConfig(n_users=users, n_items=items, n_interactions=interactions, seed=seed))
+            result = core_ingest.ingest_synthetic(con, name, _synthetic(users, items, interactions, seed))
         else:
             result = core_ingest.ingest_file(con, source, name, fmt=fmt, columns=_columns(column))
     typer.echo(_ingest_line(result))
@@ -208,7 +219,7 @@ def train(
 
     name = dataset_name(dataset, None)
     run = _run_config(name, model, config, epochs, seed, device, w_min)
-    run_id = runs.train_run(warehouse, name, setting, run, artifacts, progress=True)
+    run_id = runs.train_run(warehouse, name, _split_config(setting, None, "global").setting, run, artifacts, progress=True)
     with _ro(warehouse) as con:
         info = runs.get_run(con, run_id)
     v = info.metrics.get("valid", {})
@@ -227,7 +238,7 @@ def _latest_run(warehouse: Path, dataset: str) -> str:
     with _ro(warehouse) as con:
         row = wh.run_sql(con, "outputs/latest_run", dataset=dataset).fetchone()
     if row is None:
-        raise ValueError(f"no trained model run for dataset {dataset!r} in {warehouse}")
+        raise ValueError(f"no trained model run for dataset {dataset!r} in {warehouse} (a rejected run is used only when named)")
     return row[0]
 
 
@@ -376,7 +387,8 @@ def search(
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
     from flows.hpo import HpoParams, hpo
 
-    result = hpo(HpoParams(warehouse=str(warehouse), artifacts_dir=str(artifacts), dataset=name, setting=setting,
+    result = hpo(HpoParams(warehouse=str(warehouse), artifacts_dir=str(artifacts), dataset=name,
+                           setting=_split_config(setting, None, "global").setting,
                            grid=str(grid), sample=sample, seed=seed))
     failed = f", {len(result.failures)} failed (first: {result.failures[0]})" if result.failures else ""
     typer.echo(f"search: {result.trials_run} trials run{failed}; best run {result.best_run_id}")
@@ -420,14 +432,15 @@ def nightly(
     column: Annotated[Optional[list[str]], typer.Option("--column", "-c", help="Column mapping for csv/parquet, e.g. -c user=uid.")] = None,
     dataset: Dataset = None,
     setting: Setting = "clean",
+    noise_ratio: NoiseRatio = None,
     model: Annotated[str, typer.Option("--model", "-m", help="Registered model name.")] = "diffrec",
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML/JSON run config.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Override the maximum number of epochs.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Override the training seed.")] = None,
-    users: Annotated[int, typer.Option(help="Built-in data: number of users.")] = 3000,
-    items: Annotated[int, typer.Option(help="Built-in data: number of items.")] = 1500,
-    interactions: Annotated[int, typer.Option(help="Built-in data: number of interactions.")] = 150_000,
-    data_seed: Annotated[int, typer.Option(help="Built-in data: random seed.")] = 2023,
+    users: Users = None,
+    items: Items = None,
+    interactions: Interactions = None,
+    data_seed: Annotated[Optional[int], typer.Option("--data-seed", help="Built-in data: random seed (default 0, the pipeline's).")] = None,
     max_age_hours: Annotated[float, typer.Option("--max-age-hours", help="Reuse a model trained on the same data fingerprint this recently (0: always train).")] = 168.0,
     gate_tolerance: Annotated[float, typer.Option("--gate-tolerance", help="Largest drop in validation Recall@20 below the published model still promoted.")] = 0.01,
     k: Annotated[int, typer.Option("--k", "-k", help="Recommendations per user.")] = 20,
@@ -448,16 +461,14 @@ def nightly(
         raise ValueError(f"--task-runner must be thread or dask, got {task_runner!r}")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
     from diffrec_core.config import InferenceConfig
-    from diffrec_core.ingest.synthetic import SyntheticConfig
-    from diffrec_core.splits import SplitConfig
     from flows.nightly import NightlyParams, nightly as run_nightly
 
     name = dataset_name(dataset, None)
     params = NightlyParams(
         warehouse=str(warehouse), artifacts_dir=str(artifacts), shard_dir=str(artifacts / "shards"), dataset=name,
         landing=str(landing) if landing else None, format=fmt, columns=_columns(column),
-        synthetic=SyntheticConfig(n_users=users, n_items=items, n_interactions=interactions, seed=data_seed),
-        split=SplitConfig(setting=setting), model=model,
+        synthetic=_synthetic(users, items, interactions, data_seed),
+        split=_split_config(setting, noise_ratio, "global"), model=model,
         run=_run_config(name, model, config, epochs, seed, device),
         max_model_age_hours=max_age_hours, gate_tolerance=gate_tolerance, inference=InferenceConfig(k=k),
         shards=shards, task_runner=task_runner, dask_address=dask_address, dask_workers=dask_workers,

@@ -95,8 +95,8 @@ def nightly(params: NightlyParams = NightlyParams()) -> NightlyResult:
     run_id = steps.find_reusable(w, ds, setting, run, fingerprint, params.max_model_age_hours)
     reused = run_id is not None
     if not reused:
-        run_id = steps.train_cached(params.max_model_age_hours)(w, ds, setting, run, params.artifacts_dir, fingerprint, embedding_run)
-    metrics = steps.evaluate(w, run_id, fingerprint)
+        run_id = steps.train(w, ds, setting, run, params.artifacts_dir, fingerprint, embedding_run)
+    metrics = steps.evaluate(w, run_id)
     gate = steps.gate(w, run_id, params.gate_tolerance)
     n = 0
     if gate["promote"] and not steps.recommendations_current(w, run_id):

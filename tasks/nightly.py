@@ -1,18 +1,17 @@
 """Nightly tasks: landing files, fingerprints, model reuse, the regression gate, sharded inference, reports.
 
 Steps that touch the warehouse file retry (another process may hold DuckDB's lock for longer
-than the open waits); training and evaluation are cached on their inputs, data fingerprint
-included, so a rerun on the same data reuses them.
+than the open waits). Reuse of a trained model is decided by the warehouse alone
+(``find_reusable``: same config, same data fingerprint, checkpoint still readable), not by
+Prefect's result cache, which would hand back a run whose checkpoint is gone.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import INPUTS, NO_CACHE
 
 from diffrec_core import nightly, sharding
 from diffrec_core.config import InferenceConfig, RunConfig
@@ -48,22 +47,15 @@ def find_reusable(warehouse_path: str, dataset: str, setting: str, run: RunConfi
     return nightly.find_reusable_run(warehouse_path, dataset, setting, run, data_fingerprint, max_age_hours)
 
 
-@task(name="train-on-fingerprint", cache_policy=INPUTS, persist_result=True)
+@task(name="train-on-fingerprint")
 def train(warehouse_path: str, dataset: str, setting: str, run: RunConfig, artifacts_dir: str, data_fingerprint: str,
           embedding_run: str | None = None) -> str:
     """Train, checkpoint and record a model with its data fingerprint; returns its run id."""
     return nightly.train_fingerprinted(warehouse_path, dataset, setting, run, artifacts_dir, data_fingerprint, embedding_run)
 
 
-def train_cached(max_age_hours: float):
-    """``train`` whose cached result expires after ``max_age_hours`` (no caching when <= 0)."""
-    if max_age_hours <= 0:
-        return train.with_options(cache_policy=NO_CACHE)
-    return train.with_options(cache_expiration=timedelta(hours=max_age_hours))
-
-
-@task(name="evaluate-run", cache_policy=INPUTS, persist_result=True, **TRANSIENT)
-def evaluate(warehouse_path: str, run_id: str, data_fingerprint: str) -> dict:
+@task(name="evaluate-run", **TRANSIENT)
+def evaluate(warehouse_path: str, run_id: str) -> dict:
     """Validation and test metrics (stored ones for a run evaluated before)."""
     return nightly.ensure_evaluated(warehouse_path, run_id)
 

@@ -2,6 +2,7 @@
 
 import json
 
+import duckdb
 import pytest
 from typer.testing import CliRunner
 
@@ -96,6 +97,46 @@ def test_bad_option_values_name_the_field_and_value(tmp_path, args, expected):
     r = invoke(*args, "--warehouse", w)
     lines = [line for line in r.output.splitlines() if line.strip()]
     assert r.exit_code == 1 and len(lines) == 1 and lines[0].startswith("error:") and expected in lines[0], r.output
+
+
+def test_named_settings_resolve_to_their_stored_split(tmp_path, fast_config):
+    w = tmp_path / "w.duckdb"
+    assert invoke("ingest", *TINY, "--warehouse", w).exit_code == 0
+    r = invoke("split", "--setting", "noisy-random", "--warehouse", w)
+    assert r.exit_code == 0 and "noisy-random-0.1" in r.output, r.output
+    r = invoke("train", "--setting", "noisy-random", "--config", fast_config, "--warehouse", w, "--artifacts", tmp_path / "art")
+    assert r.exit_code == 0, r.output
+    with duckdb.connect(str(w), read_only=True) as con:
+        assert con.execute("select setting from model_runs").fetchall() == [("noisy-random-0.1",)]
+
+
+def test_default_run_skips_a_rejected_one(tmp_path, fast_config):
+    from diffrec_core import warehouse
+
+    w = tmp_path / "w.duckdb"
+    assert invoke("ingest", *TINY, "--warehouse", w).exit_code == 0
+    assert invoke("split", "--warehouse", w).exit_code == 0
+    ids = []
+    for seed in (1, 2):
+        r = invoke("train", "--config", fast_config, "--seed", seed, "--warehouse", w, "--artifacts", tmp_path / "art")
+        assert r.exit_code == 0, r.output
+        ids.append(r.output.split("run ")[-1].split(":")[0])
+    with warehouse.connect(w) as con:
+        warehouse.update_model_run(con, ids[1], status="rejected")
+    r = invoke("recommend", "--no-publish", "--warehouse", w)
+    assert r.exit_code == 0 and f"run {ids[0]}:" in r.output, r.output
+    r = invoke("recommend", ids[1], "--no-publish", "--warehouse", w)  # named, it is served
+    assert r.exit_code == 0 and f"run {ids[1]}:" in r.output, r.output
+
+
+def test_built_in_data_defaults_are_the_pipelines():
+    from diffrec_core.ingest.synthetic import SyntheticConfig
+    from flows.cli import _synthetic
+    from flows.nightly import NightlyParams
+    from flows.pipeline import PipelineParams
+
+    assert _synthetic(None, None, None, None) == SyntheticConfig() == PipelineParams().synthetic == NightlyParams().synthetic
+    assert _synthetic(10, None, None, 5) == SyntheticConfig(n_users=10, seed=5)
 
 
 def test_missing_input_and_bad_config(tmp_path):

@@ -71,3 +71,21 @@ def test_nightly_l_variant_embeds_clusters_and_publishes(harness, tmp_path):
     assert [s[0] for s in sizes] == [1, 2, 3, 4, 5]
     assert all(n_distinct == c for c, n_distinct, _ in sizes)
     assert published == [(result.run_id,)]
+
+
+def test_nightly_reuses_a_model_only_while_its_checkpoint_exists(harness, tmp_path):
+    import shutil
+
+    from flows.nightly import NightlyParams, nightly
+
+    w = str(tmp_path / "w.duckdb")
+    params = NightlyParams(warehouse=w, artifacts_dir=str(tmp_path / "art"), shard_dir=str(tmp_path / "shards"),
+                           synthetic=TINY, run=FAST_RUN)
+    first = nightly(params)
+    again = nightly(params)
+    assert not first.reused and again.reused and again.run_id == first.run_id and again.recommendations == 0
+    shutil.rmtree(tmp_path / "art" / first.run_id)  # the checkpoint is gone: train again, do not hand back the old run
+    third = nightly(params)
+    assert not third.reused and third.run_id != first.run_id and third.promoted
+    with duckdb.connect(w, read_only=True) as con:
+        assert con.execute("select distinct run_id from latest_recommendations").fetchall() == [(third.run_id,)]
