@@ -264,6 +264,9 @@ def write_recommendations(
     ``frame``: pandas DataFrame or pyarrow Table with columns user_key, item_key, rank
     (1 = best), score. Keys are stored as text. Returns the number of rows written.
     Raises ``ValueError`` for missing columns or null keys/ranks/scores.
+    The list of the run published for ``dataset`` is not touched: the new one waits in
+    ``recommendations_pending`` (gates see it through ``recommendations_candidate``) until
+    ``publish`` swaps it in, so a refresh that fails its gates leaves consumers the old list.
     """
     # pyarrow tables also have a ``columns`` attribute (the arrays), so ask for column_names first
     columns = list(frame.column_names) if hasattr(frame, "column_names") else list(frame.columns)
@@ -282,23 +285,34 @@ def write_recommendations(
         if nulls:
             raise ValueError(f"recommendations frame has {nulls} rows with null user_key/item_key/rank/score")
         with transaction(con):
-            run_sql(con, "outputs/delete_recommendations", run_id=run_id, dataset=dataset)
+            delete_where(con, "recommendations_pending", run_id=run_id, dataset=dataset)
             run_sql(con, "outputs/insert_recommendations", run_id=run_id, dataset=dataset)
+            if published_run(con, dataset) != run_id:  # nobody reads an unpublished run's list: store it now
+                _promote_pending(con, run_id, dataset)
         return int(run_sql(con, "outputs/count_recommendations", run_id=run_id, dataset=dataset).fetchall()[0][0])
     finally:
         con.unregister(view)
 
 
-def publish(con: duckdb.DuckDBPyConnection, dataset: str, run_id: str) -> None:
-    """Make ``run_id`` the run that ``latest_recommendations`` shows for ``dataset``.
+def _promote_pending(con: duckdb.DuckDBPyConnection, run_id: str, dataset: str) -> None:
+    """Inside a transaction: the run's pending list, if it has one, replaces its stored list."""
+    if run_sql(con, "outputs/count_pending_recommendations", run_id=run_id, dataset=dataset).fetchall()[0][0]:
+        delete_where(con, "recommendations", run_id=run_id, dataset=dataset)
+        run_sql(con, "outputs/promote_recommendations", run_id=run_id, dataset=dataset)
+        delete_where(con, "recommendations_pending", run_id=run_id, dataset=dataset)
 
-    One transaction: readers see the previous run until it commits. Raises
+
+def publish(con: duckdb.DuckDBPyConnection, dataset: str, run_id: str) -> None:
+    """Make ``run_id`` the run that ``latest_recommendations`` shows for ``dataset``, with its pending list if it has one.
+
+    One transaction: readers see the previous list until it commits. Raises
     ``ValueError`` (and changes nothing) if the run has no recommendations for the dataset.
     """
     with transaction(con):
         count = run_sql(con, "outputs/count_recommendations", run_id=run_id, dataset=dataset).fetchall()[0][0]
         if count == 0:
             raise ValueError(f"run {run_id!r} has no recommendations for dataset {dataset!r}; nothing published")
+        _promote_pending(con, run_id, dataset)
         run_sql(con, "outputs/publish", run_id=run_id, dataset=dataset)
 
 

@@ -329,6 +329,20 @@ def test_fewer_than_k_rows_only_when_fewer_unseen_items(base_db):
     assert quality.validate(base_db, "recommendations", run_id=RUN, k=K).success
 
 
+def test_a_refresh_of_the_published_run_is_gated_before_consumers_see_it(db):
+    with warehouse.connect(db) as con:
+        warehouse.publish(con, DS, RUN)
+        good = con.execute("select user_key, item_key, rank from latest_recommendations order by 1, 3").fetchall()
+        bad = _popularity_recommendations(con)
+        bad.loc[bad["rank"] == 3, "score"] = float("inf")
+        warehouse.write_recommendations(con, RUN, DS, bad)
+    with pytest.raises(QualityError, match="score_is_finite"):
+        quality.gate_recommendations(db, RUN, K)
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("select user_key, item_key, rank from latest_recommendations order by 1, 3").fetchall() == good
+        assert con.execute("select count(*) from latest_recommendations where isinf(score)").fetchone()[0] == 0
+
+
 def test_gate_marks_rejected_run(db):
     with duckdb.connect(str(db)) as con:
         con.execute(f"update recommendations set score = 'nan' where run_id = '{RUN}' and rank = 3")

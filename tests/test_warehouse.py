@@ -21,7 +21,7 @@ from diffrec_core.warehouse import (
 TABLES = {
     "ingest_batches", "raw_interactions", "rejected_rows", "users", "items", "interactions",
     "split_interactions", "split_reports", "item_embeddings", "item_clusters", "model_runs",
-    "recommendations", "published", "latest_recommendations",
+    "recommendations", "recommendations_pending", "published", "latest_recommendations", "recommendations_candidate",
 }
 
 
@@ -128,6 +128,29 @@ def test_write_recommendations_replaces_and_validates(tmp_path):
         with pytest.raises(ValueError, match="null"):
             write_recommendations(con, "r1", "d", bad)
         assert con.execute("select count(*) from recommendations").fetchall() == [(4,)]
+
+
+def test_a_new_list_for_the_published_run_waits_until_it_is_published(tmp_path):
+    with connect(tmp_path / "w.duckdb") as con:
+        def served():
+            return con.execute("select user_key, item_key from latest_recommendations order by 1, 2").fetchall()
+
+        def candidate(run_id):
+            return con.execute("select count(*), min(item_key) from recommendations_candidate where run_id = ?", [run_id]).fetchall()
+
+        write_recommendations(con, "r1", "d", recs("a"))
+        publish(con, "d", "r1")
+        before = served()
+        assert write_recommendations(con, "r1", "d", recs("b", n_users=2)) == 4  # a refresh of the published run
+        assert served() == before  # consumers keep the list that passed its gates
+        assert candidate("r1") == [(4, "b1")]  # what gates and counts see
+        assert con.execute("select count(*) from recommendations_pending").fetchall() == [(4,)]
+        publish(con, "d", "r1")
+        assert served() == [(f"u{u}", f"b{r}") for u in range(2) for r in (1, 2)]
+        assert con.execute("select count(*) from recommendations_pending").fetchall() == [(0,)]
+        write_recommendations(con, "r2", "d", recs("c"))  # an unpublished run's list is stored at once
+        assert con.execute("select count(*) from recommendations where run_id = 'r2'").fetchall() == [(6,)]
+        assert con.execute("select count(*) from recommendations_pending").fetchall() == [(0,)]
 
 
 def test_publish_switches_the_view_atomically(tmp_path):

@@ -1,5 +1,6 @@
--- outputs/count_recommendations: how many recommendations a run has for a dataset.
+-- outputs/count_recommendations: how many recommendations a run would serve for a dataset (its
+-- pending list where it has one).
 select count(*) as n
-from recommendations
+from recommendations_candidate
 where run_id = $run_id
   and dataset = $dataset;

@@ -1,5 +1,5 @@
--- outputs/insert_recommendations: load the registered frame `_recommendations_frame` as one run's top-K.
-insert into recommendations (run_id, dataset, user_key, item_key, rank, score)
+-- outputs/insert_recommendations: load the registered frame `_recommendations_frame` as one run's pending top-K.
+insert into recommendations_pending (run_id, dataset, user_key, item_key, rank, score)
 with frame as (
     select
         cast(user_key as varchar) as user_key,

@@ -38,7 +38,7 @@ seen_counts as (
 ),
 recs as (
     select user_key, item_key, rank, score
-    from recommendations
+    from recommendations_candidate
     where run_id = $run_id
       and dataset = (select dataset from run)
 ),
