@@ -48,7 +48,7 @@ def data_fingerprint(warehouse_path: str | Path, dataset: str, setting: str) -> 
             con, "nightly/train_fingerprint", dataset=dataset, setting=setting
         ).fetchone()
     if not rows:
-        raise ValueError(f"split {setting!r} of dataset {dataset!r} has no train rows; run the split first")
+        raise ValueError(f"split {setting!r} of dataset {dataset!r} has no train rows: make it with 'diffrec split' first")
     text = json.dumps([dataset, setting, int(rows), train_hash, users_hash, items_hash, instance])
     return hashlib.sha256(text.encode()).hexdigest()
 

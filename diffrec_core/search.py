@@ -94,12 +94,12 @@ def config_key(run: RunConfig) -> str:
     return hashlib.sha256(json.dumps(run.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def finished_trials(con, dataset: str, setting: str) -> dict[str, tuple[str, float]]:
-    """{config_key: (run_id, validation Recall@20)} of the trained runs of (dataset, setting)."""
+def finished_trials(con, dataset: str, setting: str, fingerprint: str) -> dict[str, tuple[str, float]]:
+    """{config_key: (run_id, validation Recall@20)} of the trained runs of (dataset, setting) on the data ``fingerprint``."""
     from diffrec_core.warehouse import run_sql
 
     out: dict[str, tuple[str, float]] = {}
-    for run_id, config, metrics in run_sql(con, "outputs/finished_runs", dataset=dataset, setting=setting).fetchall():
+    for run_id, config, metrics in run_sql(con, "outputs/finished_runs", dataset=dataset, setting=setting, fingerprint=fingerprint).fetchall():
         try:
             key = config_key(RunConfig.model_validate(json.loads(config)))
         except ValueError:

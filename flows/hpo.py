@@ -8,7 +8,7 @@ import flows  # noqa: F401  (environment defaults before Prefect starts)
 from prefect import flow, unmapped
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from tasks import model, search
+from tasks import model, nightly, search
 
 
 class HpoParams(BaseModel):
@@ -34,13 +34,14 @@ class HpoResult(BaseModel):
 @flow(name="hpo", task_runner=ThreadPoolTaskRunner(max_workers=1))
 def hpo(params: HpoParams) -> HpoResult:
     w, d, s = params.warehouse, params.dataset, params.setting
-    todo = search.pending_trials(params.grid, w, d, s, params.sample, params.seed)
-    runs = model.train.map(unmapped(w), unmapped(d), unmapped(s), todo, unmapped(params.artifacts_dir))
+    fingerprint = nightly.fingerprint(w, d, s)
+    todo = search.pending_trials(params.grid, w, d, s, params.sample, params.seed, fingerprint)
+    runs = nightly.train.map(unmapped(w), unmapped(d), unmapped(s), todo, unmapped(params.artifacts_dir), unmapped(fingerprint))
     runs.wait()
     failed = [r for r in runs if r.state.is_failed()]
     if failed and len(failed) == len(runs):
         failed[0].result()  # no trial trained: raise the first one's error
-    best = search.select_best(params.grid, w, d, s, params.sample, params.seed)
+    best = search.select_best(params.grid, w, d, s, params.sample, params.seed, fingerprint)
     metrics = model.evaluate(w, best)
     errors = [str(r.state.result(raise_on_failure=False)) for r in failed]
     return HpoResult(best_run_id=best, trials_run=len(todo) - len(failed), failures=errors, metrics=metrics)

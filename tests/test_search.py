@@ -101,8 +101,8 @@ def test_search_without_data_names_the_cause_and_creates_nothing(harness, tmp_pa
         ingest_synthetic(con, "tiny", SyntheticConfig(n_users=60, n_items=30, n_interactions=1000, seed=1))
         splits.stage(con, "tiny")
     with pytest.raises(ValueError, match="split 'clean' of dataset 'tiny' has no train rows"):
-        hpo(params)  # every trial fails: the trials' own error, not a missing best run
-    with duckdb.connect(str(w), read_only=True) as con:  # a trial without data records no run
+        hpo(params)
+    with duckdb.connect(str(w), read_only=True) as con:
         assert con.execute("select count(*) from model_runs").fetchall() == [(0,)]
 
 
@@ -127,11 +127,42 @@ def test_search_selects_among_the_trials_that_trained_and_reports_the_others(har
     monkeypatch.setattr(runs, "train_run", flaky)
     grid = write_grid(tmp_path, {"training.epochs": [1], "training.lr": [0.0001, 0.003],
                                  "model.params.denoiser.hidden_dims": [[16]]})
-    result = hpo(HpoParams(warehouse=w, artifacts_dir=str(tmp_path / "art"), dataset="tiny", grid=str(grid)))
+    params = HpoParams(warehouse=w, artifacts_dir=str(tmp_path / "art"), dataset="tiny", grid=str(grid))
+    result = hpo(params)
     assert result.trials_run == 1 and result.failures == ["CUDA out of memory"]
     with duckdb.connect(w, read_only=True) as con:
         (config,) = con.execute("select config from model_runs where run_id = ?", [result.best_run_id]).fetchone()
     assert json.loads(config)["training"]["lr"] == 0.0001
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(runs, "train_run", broken)
+    with pytest.raises(RuntimeError, match="disk full"):  # every pending trial fails: their error, not a missing best run
+        hpo(params)
+
+
+def test_search_reruns_its_trials_when_the_train_split_changes(harness, tmp_path):
+    from diffrec_core import splits, warehouse
+    from diffrec_core.ingest import ingest_synthetic
+    from diffrec_core.ingest.synthetic import SyntheticConfig
+    from flows.hpo import HpoParams, hpo
+
+    w = str(tmp_path / "w.duckdb")
+    with warehouse.connect(w) as con:
+        ingest_synthetic(con, "tiny", SyntheticConfig(n_users=60, n_items=30, n_interactions=1000, seed=1))
+        splits.stage(con, "tiny")
+        splits.make_split(con, "tiny")
+    grid = write_grid(tmp_path, {"training.epochs": [1], "training.lr": [0.001], "model.params.denoiser.hidden_dims": [[16]]})
+    params = HpoParams(warehouse=w, artifacts_dir=str(tmp_path / "art"), dataset="tiny", grid=str(grid))
+    first = hpo(params)
+    assert first.trials_run == 1 and hpo(params).trials_run == 0  # same data: finished
+    with warehouse.connect(w) as con:  # new interactions arrive: another train split
+        ingest_synthetic(con, "tiny", SyntheticConfig(n_users=60, n_items=30, n_interactions=1000, seed=2))
+        splits.stage(con, "tiny")
+        splits.make_split(con, "tiny")
+    again = hpo(params)
+    assert again.trials_run == 1 and again.best_run_id != first.best_run_id
 
 
 def test_variant_grid_starts_from_its_base_models_config(tmp_path):
