@@ -10,14 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from diffrec_core import interactions, runs, warehouse
 from diffrec_core.config import RunConfig
-from diffrec_core.models.base import Batch
 from diffrec_core.models.registry import time_weights_for
-from diffrec_core.recommend import top_k
-from diffrec_core.training import load_checkpoint, select_device
+from diffrec_core.recommend import run_top_k
 
 
 @dataclass(frozen=True)
@@ -75,30 +72,18 @@ def score_history(
             raise ValueError(f"no published model for dataset {dataset!r}; run the pipeline first or pass a run id")
         info = runs.get_run(con, run_id)
         _, catalog = interactions.load_keys(con, info.dataset)
-    if not info.checkpoint_path:
-        raise ValueError(f"model run {run_id!r} has no checkpoint (status {info.status})")
     index = {str(key): i for i, key in enumerate(catalog)}
     seen_keys: dict[str, None] = dict.fromkeys(str(key) for key in item_keys)  # ordered, without repeats
     known = [key for key in seen_keys if key in index]
     unknown = [key for key in seen_keys if key not in index]
     if not known:
         raise ValueError(f"none of the {len(seen_keys)} item keys is known to dataset {info.dataset!r} (e.g. {unknown[0]!r})")
-    dev = select_device(device)
-    model, meta = load_checkpoint(info.checkpoint_path, dev)
-    if model.needs_user_ids:
-        raise ValueError(f"model run {run_id!r} ({info.model}) scores only the users it was trained on; a new user's history needs a model that reads it (e.g. diffrec, multivae, ease)")
-    if meta["n_items"] != len(catalog):
-        raise ValueError(f"model run {run_id!r} was trained on {meta['n_items']} items but the warehouse now has {len(catalog)}: retrain")
     cols = np.array([index[key] for key in known], dtype=np.int64)
     # The list's order is the interaction order (it keys the T-variants' time weights).
     history, order = interactions.to_csr_with_order(np.zeros(len(cols), dtype=np.int64), cols,
                                                     np.arange(len(cols), dtype=np.float64), (1, len(catalog)))
     inputs = interactions.model_input(history, order, time_weights_for(RunConfig.model_validate(info.config)))
-
-    def scorer(x: torch.Tensor) -> torch.Tensor:
-        return model.score(Batch(users=torch.zeros(x.shape[0], dtype=torch.long, device=x.device), x=x))
-
-    recs = top_k(scorer, inputs, k, seen=history, device=dev)
+    recs = run_top_k(info, inputs, k, seen=history, new_users=True, device=device)
     frame = pd.DataFrame({
         "rank": recs["rank"],
         "item_key": catalog[recs["item"]].astype(str),

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
 from diffrec_core.evaluation import dense_rows, mask_seen
+
+if TYPE_CHECKING:
+    from diffrec_core.runs import RunInfo
 
 
 @torch.no_grad()
@@ -62,3 +66,44 @@ def top_k(
         "rank": np.concatenate(out_r).astype(np.int64),
         "score": np.concatenate(out_s).astype(np.float32),
     }
+
+
+def run_top_k(
+    run: RunInfo,
+    inputs: sp.csr_matrix,
+    k: int,
+    *,
+    seen: sp.csr_matrix | None = None,
+    first_user: int = 0,
+    new_users: bool = False,
+    batch_size: int = 2048,
+    device: str = "auto",
+) -> dict[str, np.ndarray]:
+    """``top_k`` with the checkpoint of a model run: the one scoring path of batch, sharded and cold-start inference.
+
+    Row r of ``inputs``/``seen`` is the user with dense id ``first_user + r`` (``new_users``: users the
+    model has never seen, e.g. a cold-start history). Raises ``ValueError`` when the run has no
+    checkpoint, was trained on another item space, or is an ID-based model asked for users it
+    was not trained on.
+    """
+    from diffrec_core.models.base import Batch
+    from diffrec_core.training import load_checkpoint, select_device
+
+    if not run.checkpoint_path:
+        raise ValueError(f"model run {run.run_id!r} has no checkpoint (status {run.status})")
+    dev = select_device(device)
+    model, meta = load_checkpoint(run.checkpoint_path, dev)
+    if inputs.shape[1] != meta["n_items"]:
+        raise ValueError(f"model run {run.run_id!r} was trained on {meta['n_items']} items but the warehouse now has {inputs.shape[1]}: retrain")
+    if model.needs_user_ids and new_users:
+        raise ValueError(f"model run {run.run_id!r} ({run.model}) scores only the users it was trained on; a new user's "
+                         "history needs a model that reads it (e.g. diffrec, multivae, ease)")
+    if model.needs_user_ids and first_user + inputs.shape[0] > meta["n_users"]:
+        raise ValueError(f"model run {run.run_id!r} ({run.model}) scores the {meta['n_users']} users it was trained on "
+                         f"but was asked for users up to {first_user + inputs.shape[0]}: retrain")
+
+    def scorer(x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        users = torch.zeros(x.shape[0], dtype=torch.long, device=x.device) if rows is None else rows + first_user
+        return model.score(Batch(users=users, x=x))
+
+    return top_k(scorer, inputs, k, seen=seen, batch_size=batch_size, device=dev, pass_users=model.needs_user_ids)

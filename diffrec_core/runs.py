@@ -19,9 +19,8 @@ import torch
 from diffrec_core import embeddings, interactions, warehouse
 from diffrec_core.config import InferenceConfig, RunConfig
 from diffrec_core.evaluation import Target
-from diffrec_core.models.base import Batch
 from diffrec_core.models.registry import build_model, spec, time_weights_for, validate_params
-from diffrec_core.recommend import top_k
+from diffrec_core.recommend import run_top_k
 from diffrec_core.training import evaluate_model, fit, load_checkpoint, save_checkpoint, select_device
 
 
@@ -156,23 +155,7 @@ def recommend_run(warehouse_path: str | Path, run_id: str, inference: InferenceC
             if weights is not None:
                 history, order = interactions.load_history_order(con, info.dataset, min_rating=row[0])
                 inputs = interactions.model_input(history, order, weights)
-    if not info.checkpoint_path:
-        raise ValueError(f"model run {run_id!r} has no checkpoint (status {info.status})")
-    dev = select_device(device)
-    model, meta = load_checkpoint(info.checkpoint_path, dev)
-    if inputs.shape[1] != meta["n_items"]:
-        raise ValueError(f"model run {run_id!r} was trained on {meta['n_items']} items but the warehouse now has {inputs.shape[1]}: retrain")
-
-    if model.needs_user_ids and inputs.shape[0] > meta["n_users"]:
-        raise ValueError(f"model run {run_id!r} ({info.model}) scores the {meta['n_users']} users it was trained on "
-                         f"but the warehouse now has {inputs.shape[0]}: retrain")
-
-    def scorer(x: torch.Tensor, users: torch.Tensor | None = None) -> torch.Tensor:
-        if users is None:
-            users = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-        return model.score(Batch(users=users, x=x))
-
-    recs = top_k(scorer, inputs, inference.k, seen=seen, batch_size=inference.batch_size, device=dev, pass_users=model.needs_user_ids)
+    recs = run_top_k(info, inputs, inference.k, seen=seen, batch_size=inference.batch_size, device=device)
     frame = pd.DataFrame({
         "user_key": user_keys[recs["user"]],
         "item_key": item_keys[recs["item"]],

@@ -14,14 +14,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
 
 from diffrec_core import interactions, nightly, runs, warehouse
 from diffrec_core.config import InferenceConfig, RunConfig
-from diffrec_core.models.base import Batch
 from diffrec_core.models.registry import time_weights_for
-from diffrec_core.recommend import top_k
-from diffrec_core.training import load_checkpoint, select_device
+from diffrec_core.recommend import run_top_k
 
 SHARD_SCHEMA = pa.schema([("user_key", pa.string()), ("item_key", pa.string()), ("rank", pa.int32()), ("score", pa.float64())])
 
@@ -79,8 +76,6 @@ def score_shard(
                                  user_stop=user_stop, min_rating=row[0]).fetchnumpy()
         every = warehouse.run_sql(con, "staging/history_range", dataset=info.dataset, user_start=user_start,
                                   user_stop=user_stop, min_rating=None).fetchnumpy()
-    if not info.checkpoint_path:
-        raise ValueError(f"model run {run_id!r} has no checkpoint (status {info.status})")
     if user_stop > len(user_keys):
         raise ValueError(f"shard [{user_start}, {user_stop}) goes past the {len(user_keys)} users of dataset {info.dataset!r}")
     shape = (user_stop - user_start, len(item_keys))
@@ -89,19 +84,7 @@ def score_shard(
     )
     inputs = interactions.model_input(history, order, time_weights_for(RunConfig.model_validate(info.config)))
     seen = interactions.to_csr(np.asarray(every["user_id"]) - user_start, np.asarray(every["item_id"]), shape)
-    dev = select_device(device)
-    model, meta = load_checkpoint(info.checkpoint_path, dev)
-    if shape[1] != meta["n_items"]:
-        raise ValueError(f"model run {run_id!r} was trained on {meta['n_items']} items but the warehouse now has {shape[1]}: retrain")
-
-    if model.needs_user_ids and user_stop > meta["n_users"]:
-        raise ValueError(f"model run {run_id!r} scores the {meta['n_users']} users it was trained on, not shard [{user_start}, {user_stop}): retrain")
-
-    def scorer(x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
-        users = torch.zeros(x.shape[0], dtype=torch.long, device=x.device) if rows is None else rows + user_start
-        return model.score(Batch(users=users, x=x))
-
-    recs = top_k(scorer, inputs, inference.k, seen=seen, batch_size=inference.batch_size, device=dev, pass_users=model.needs_user_ids)
+    recs = run_top_k(info, inputs, inference.k, seen=seen, first_user=user_start, batch_size=inference.batch_size, device=device)
     table = pa.table({
         "user_key": pa.array(user_keys[recs["user"] + user_start].astype(str), pa.string()),
         "item_key": pa.array(item_keys[recs["item"]].astype(str), pa.string()),

@@ -207,3 +207,21 @@ def test_nightly_cli_rejects_bad_options(tmp_path, args, message):
 
     out = CliRunner().invoke(app, ["nightly", *args, "--warehouse", str(tmp_path / "w.duckdb")])
     assert out.exit_code == 1 and message in out.output and not (tmp_path / "w.duckdb").exists()
+
+
+def test_every_inference_path_refuses_a_model_of_another_item_space(copy, tmp_path):
+    w, run_id, _ = copy
+    runs.recommend_run(w, run_id)
+    runs.publish_run(w, run_id)
+    with warehouse.connect(w) as con:  # new items arrive and are staged; the model has not seen them
+        con.execute("insert into raw_interactions by name select batch_id, line_no + 1000000 as line_no, dataset, user_key, "
+                    "'brand-new-' || item_key as item_key, rating, ts from raw_interactions limit 5")
+        splits.stage(con, "builtin")
+    expected = "trained on 80 items but the warehouse now has 85: retrain"
+    with pytest.raises(ValueError, match=expected):
+        runs.recommend_run(w, run_id)
+    with pytest.raises(ValueError, match=expected):
+        sharding.score_shard(w, run_id, 0, 10, tmp_path / "shards")
+    with pytest.raises(ValueError, match=expected):
+        coldstart.score_history(w, "builtin", ["1"])
+    assert not (tmp_path / "shards").exists()

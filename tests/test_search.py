@@ -49,6 +49,20 @@ def test_overrides_and_sampling_are_deterministic():
     assert len(sample_trials(trials, 30, 1)) == 10
 
 
+def tiny_warehouse(path, seed=1, n_users=60, n_items=30, n_interactions=1000, split=True):
+    """Ingest (one more batch of) a tiny built-in log as dataset 'tiny', stage it and, by default, split it."""
+    from diffrec_core import splits, warehouse
+    from diffrec_core.ingest import ingest_synthetic
+    from diffrec_core.ingest.synthetic import SyntheticConfig
+
+    with warehouse.connect(path) as con:
+        ingest_synthetic(con, "tiny", SyntheticConfig(n_users=n_users, n_items=n_items, n_interactions=n_interactions, seed=seed))
+        splits.stage(con, "tiny")
+        if split:
+            splits.make_split(con, "tiny")
+    return str(path)
+
+
 @pytest.fixture(scope="module")
 def harness():
     from prefect.testing.utilities import prefect_test_harness
@@ -58,16 +72,9 @@ def harness():
 
 
 def test_search_flow_records_trials_skips_finished_and_selects_on_validation(harness, tmp_path):
-    from diffrec_core import splits, warehouse
-    from diffrec_core.ingest import ingest_synthetic
-    from diffrec_core.ingest.synthetic import SyntheticConfig
     from flows.hpo import HpoParams, hpo
 
-    w = str(tmp_path / "w.duckdb")
-    with warehouse.connect(w) as con:
-        ingest_synthetic(con, "tiny", SyntheticConfig(n_users=120, n_items=60, n_interactions=4000, seed=1))
-        splits.stage(con, "tiny")
-        splits.make_split(con, "tiny")
+    w = tiny_warehouse(tmp_path / "w.duckdb", n_users=120, n_items=60, n_interactions=4000)
     grid = tmp_path / "grid.yaml"
     grid.write_text(json.dumps({"model": "diffrec", "grid": {
         "training.epochs": [2], "training.batch_size": [64], "training.lr": [0.0001, 0.003],
@@ -86,9 +93,6 @@ def test_search_flow_records_trials_skips_finished_and_selects_on_validation(har
 
 
 def test_search_without_data_names_the_cause_and_creates_nothing(harness, tmp_path):
-    from diffrec_core import splits, warehouse
-    from diffrec_core.ingest import ingest_synthetic
-    from diffrec_core.ingest.synthetic import SyntheticConfig
     from flows.hpo import HpoParams, hpo
 
     grid = write_grid(tmp_path, {"training.epochs": [1], "training.lr": [0.0001, 0.003]})
@@ -97,9 +101,7 @@ def test_search_without_data_names_the_cause_and_creates_nothing(harness, tmp_pa
     with pytest.raises(FileNotFoundError, match="no such warehouse"):
         hpo(params)
     assert not w.exists()
-    with warehouse.connect(w) as con:
-        ingest_synthetic(con, "tiny", SyntheticConfig(n_users=60, n_items=30, n_interactions=1000, seed=1))
-        splits.stage(con, "tiny")
+    tiny_warehouse(w, split=False)
     with pytest.raises(ValueError, match="split 'clean' of dataset 'tiny' has no train rows"):
         hpo(params)
     with duckdb.connect(str(w), read_only=True) as con:
@@ -107,16 +109,10 @@ def test_search_without_data_names_the_cause_and_creates_nothing(harness, tmp_pa
 
 
 def test_search_selects_among_the_trials_that_trained_and_reports_the_others(harness, tmp_path, monkeypatch):
-    from diffrec_core import runs, splits, warehouse
-    from diffrec_core.ingest import ingest_synthetic
-    from diffrec_core.ingest.synthetic import SyntheticConfig
+    from diffrec_core import runs
     from flows.hpo import HpoParams, hpo
 
-    w = str(tmp_path / "w.duckdb")
-    with warehouse.connect(w) as con:
-        ingest_synthetic(con, "tiny", SyntheticConfig(n_users=60, n_items=30, n_interactions=1000, seed=1))
-        splits.stage(con, "tiny")
-        splits.make_split(con, "tiny")
+    w = tiny_warehouse(tmp_path / "w.duckdb")
     train_run = runs.train_run
 
     def flaky(warehouse_path, dataset, setting, run, *args, **kwargs):
@@ -143,24 +139,14 @@ def test_search_selects_among_the_trials_that_trained_and_reports_the_others(har
 
 
 def test_search_reruns_its_trials_when_the_train_split_changes(harness, tmp_path):
-    from diffrec_core import splits, warehouse
-    from diffrec_core.ingest import ingest_synthetic
-    from diffrec_core.ingest.synthetic import SyntheticConfig
     from flows.hpo import HpoParams, hpo
 
-    w = str(tmp_path / "w.duckdb")
-    with warehouse.connect(w) as con:
-        ingest_synthetic(con, "tiny", SyntheticConfig(n_users=60, n_items=30, n_interactions=1000, seed=1))
-        splits.stage(con, "tiny")
-        splits.make_split(con, "tiny")
+    w = tiny_warehouse(tmp_path / "w.duckdb")
     grid = write_grid(tmp_path, {"training.epochs": [1], "training.lr": [0.001], "model.params.denoiser.hidden_dims": [[16]]})
     params = HpoParams(warehouse=w, artifacts_dir=str(tmp_path / "art"), dataset="tiny", grid=str(grid))
     first = hpo(params)
     assert first.trials_run == 1 and hpo(params).trials_run == 0  # same data: finished
-    with warehouse.connect(w) as con:  # new interactions arrive: another train split
-        ingest_synthetic(con, "tiny", SyntheticConfig(n_users=60, n_items=30, n_interactions=1000, seed=2))
-        splits.stage(con, "tiny")
-        splits.make_split(con, "tiny")
+    tiny_warehouse(w, seed=2)  # new interactions arrive: another train split
     again = hpo(params)
     assert again.trials_run == 1 and again.best_run_id != first.best_run_id
 

@@ -15,7 +15,7 @@ from diffrec_core.diffusion.gaussian import GaussianDiffusion
 from diffrec_core.diffusion.schedule import linear_variance_schedule
 from diffrec_core.models.base import Batch, Recommender, randint, randn_like
 from diffrec_core.models.registry import register
-from diffrec_core.models.vae import MultDAE, multinomial_nll
+from diffrec_core.models.vae import MultDAE
 
 
 class CODIGEMParams(_Frozen):

@@ -13,7 +13,7 @@ import math
 from typing import Literal
 
 import torch
-from pydantic import Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import Field, PositiveInt
 from torch import nn
 from torch.nn import functional as F
 
