@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from diffrec_core import runs, warehouse
+from diffrec_core import interactions, runs, warehouse
 from diffrec_core.config import RunConfig
 
 DEFAULT_LANDING_PATTERNS = ("*.csv", "*.parquet", "*.dat", "*.data", "*.tsv")
@@ -127,9 +127,11 @@ def _valid_score(info: runs.RunInfo) -> float | None:
 def regression_gate(warehouse_path: str | Path, run_id: str, tolerance: float) -> GateResult:
     """Promote ``run_id`` unless its validation Recall@20 is more than ``tolerance`` (absolute) below the published run's.
 
-    The published run's figure is the one stored when it was evaluated. A rejected candidate
-    is marked ``rejected`` in ``model_runs``; the published run keeps serving. Raises
-    ``ValueError`` for a negative tolerance or a candidate without validation metrics.
+    Like is compared with like: the published model is scored again on the candidate's validation
+    split when it can read it (same users and items, checkpoint on disk); otherwise its figure
+    stored at its own evaluation is used, and the reason says so. A rejected candidate is marked
+    ``rejected`` in ``model_runs``; the published run keeps serving. Raises ``ValueError`` for a
+    negative tolerance or a candidate without validation metrics.
     """
     if tolerance < 0:
         raise ValueError(f"gate tolerance must be >= 0, got {tolerance}")
@@ -137,6 +139,7 @@ def regression_gate(warehouse_path: str | Path, run_id: str, tolerance: float) -
         candidate = runs.get_run(con, run_id)
         published_id = warehouse.published_run(con, candidate.dataset)
         published = runs.get_run(con, published_id) if published_id else None
+        data = interactions.load_split(con, candidate.dataset, candidate.setting) if published else None
     score = _valid_score(candidate)
     if score is None:
         raise ValueError(f"model run {run_id!r} has no validation {GATE_METRIC}; evaluate it before the gate")
@@ -144,7 +147,11 @@ def regression_gate(warehouse_path: str | Path, run_id: str, tolerance: float) -
         return GateResult(True, run_id, None, score, None, tolerance, "no published model yet")
     if published.run_id == run_id:
         return GateResult(True, run_id, run_id, score, score, tolerance, "candidate is the published model")
-    reference = _valid_score(published)
+    try:
+        reference = runs.evaluate_checkpoint(published, data, ("valid",))["valid"][GATE_METRIC]
+        basis = "the published model on the same validation split"
+    except ValueError as exc:  # another id space, or no checkpoint: only its stored figure is left
+        reference, basis = _valid_score(published), f"the published model's stored figure ({exc})"
     if reference is None:
         return GateResult(True, run_id, published.run_id, score, None, tolerance, "published model has no validation metric")
     if score + tolerance < reference:
@@ -152,11 +159,11 @@ def regression_gate(warehouse_path: str | Path, run_id: str, tolerance: float) -
             warehouse.update_model_run(con, run_id, status="rejected")
         return GateResult(
             False, run_id, published.run_id, score, reference, tolerance,
-            f"validation {GATE_METRIC} {score:.4f} is more than {tolerance:g} below the published {reference:.4f}",
+            f"validation {GATE_METRIC} {score:.4f} is more than {tolerance:g} below {reference:.4f}, {basis}",
         )
     return GateResult(
         True, run_id, published.run_id, score, reference, tolerance,
-        f"validation {GATE_METRIC} {score:.4f} within {tolerance:g} of (or above) the published {reference:.4f}",
+        f"validation {GATE_METRIC} {score:.4f} within {tolerance:g} of (or above) {reference:.4f}, {basis}",
     )
 
 

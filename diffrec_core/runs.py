@@ -124,17 +124,29 @@ def evaluate_run(warehouse_path: str | Path, run_id: str, device: str = "auto") 
     with warehouse.connect(warehouse_path, read_only=True) as con:
         info = get_run(con, run_id)
         data = interactions.load_split(con, info.dataset, info.setting)
-    if not info.checkpoint_path:
-        raise ValueError(f"model run {run_id!r} has no checkpoint (status {info.status})")
-    dev = select_device(device)
-    model, meta = load_checkpoint(info.checkpoint_path, dev)
-    run = RunConfig.model_validate(meta["run"])
-    targets = {"valid": Target(data.valid, data.train), "test": Target(data.test, data.train + data.valid)}
-    inputs = interactions.model_input(data.train, data.train_order, time_weights_for(run))
-    results = evaluate_model(model, inputs, targets, run.training, dev)
+    results = evaluate_checkpoint(info, data, ("valid", "test"), device)
     with warehouse.connect(warehouse_path) as con:
         warehouse.update_model_run(con, run_id, status="evaluated", metrics={**info.metrics, **results})
     return results
+
+
+def evaluate_checkpoint(info: RunInfo, data: interactions.SplitData, parts: tuple[str, ...] = ("valid", "test"),
+                        device: str = "auto") -> dict[str, dict[str, float]]:
+    """Metrics (paper protocol) of a run's checkpoint on ``data``, its own split or another of the same id space.
+
+    Raises ``ValueError`` when the run has no checkpoint or was trained on other users/items.
+    """
+    if not info.checkpoint_path:
+        raise ValueError(f"model run {info.run_id!r} has no checkpoint (status {info.status})")
+    dev = select_device(device)
+    model, meta = load_checkpoint(info.checkpoint_path, dev)
+    if data.train.shape != (meta["n_users"], meta["n_items"]):
+        raise ValueError(f"model run {info.run_id!r} was trained on {meta['n_users']} users x {meta['n_items']} items, "
+                         f"not the {data.train.shape[0]} x {data.train.shape[1]} of this split")
+    run = RunConfig.model_validate(meta["run"])
+    targets = {"valid": Target(data.valid, data.train), "test": Target(data.test, data.train + data.valid)}
+    inputs = interactions.model_input(data.train, data.train_order, time_weights_for(run))
+    return evaluate_model(model, inputs, {part: targets[part] for part in parts}, run.training, dev)
 
 
 def recommend_run(warehouse_path: str | Path, run_id: str, inference: InferenceConfig = InferenceConfig(), device: str = "auto") -> int:

@@ -130,6 +130,16 @@ def test_regression_gate(copy):
         assert history[1] is False and history[2] == pytest.approx(score - 0.05)
     with pytest.raises(ValueError, match="tolerance"):
         nightly.regression_gate(w, run_id, -1)
+    # like with like: a stale stored figure of the published run does not decide; it is scored on today's split
+    with warehouse.connect(w) as con:
+        info = runs.get_run(con, run_id)
+        warehouse.update_model_run(con, run_id, metrics={**info.metrics, "valid": {**info.metrics["valid"], "recall@20": 0.99}})
+    fair = nightly.regression_gate(w, "slightly-worse", 0.01)
+    assert fair.promote and fair.published_score == pytest.approx(score) and "same validation split" in fair.reason
+    with duckdb.connect(str(w)) as con:  # the published checkpoint is gone: only its stored figure is left
+        con.execute("update model_runs set checkpoint_path = '/nonexistent' where run_id = ?", [run_id])
+    stale = nightly.regression_gate(w, "slightly-worse", 0.01)
+    assert not stale.promote and stale.published_score == 0.99 and "stored figure" in stale.reason
 
 
 def test_sharded_inference_equals_unsharded(copy, tmp_path):
