@@ -170,14 +170,8 @@ def make_split(con: duckdb.DuckDBPyConnection, dataset: str, config: SplitConfig
     config = config or SplitConfig()
     train_ratio, valid_ratio, _ = config.ratios
     with transaction(con):
-        con.execute(
-            "delete from split_interactions where dataset = $dataset and setting = $setting",
-            {"dataset": dataset, "setting": config.setting},
-        )
-        con.execute(
-            "delete from split_reports where dataset = $dataset and setting = $setting",
-            {"dataset": dataset, "setting": config.setting},
-        )
+        for table in ("split_interactions", "split_reports"):
+            delete_where(con, table, dataset=dataset, setting=config.setting)
         if config.noise == "natural":
             n_interactions, n_rated = run_sql(con, "splits/rating_counts", dataset=dataset).fetchall()[0]
             if n_interactions and not n_rated:
