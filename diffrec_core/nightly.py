@@ -168,10 +168,13 @@ def regression_gate(warehouse_path: str | Path, run_id: str, tolerance: float) -
 
 
 def recommendations_current(warehouse_path: str | Path, run_id: str) -> bool:
-    """True when ``run_id`` is published and its recommendations used every batch ingested so far."""
+    """True when ``run_id`` is published, has no pending list (a refresh that has not passed its gates),
+    and its recommendations used every batch ingested so far."""
     with warehouse.connect(warehouse_path, read_only=True) as con:
         info = runs.get_run(con, run_id)
         if warehouse.published_run(con, info.dataset) != run_id:
+            return False
+        if warehouse.run_sql(con, "outputs/count_pending_recommendations", run_id=run_id, dataset=info.dataset).fetchone()[0]:
             return False
         used = [r[0] for r in warehouse.run_sql(con, "nightly/run_batches", run_id=run_id, role="recommend").fetchall()]
         now = [r[0] for r in warehouse.run_sql(con, "nightly/dataset_batches", dataset=info.dataset).fetchall()]

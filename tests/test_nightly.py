@@ -235,3 +235,15 @@ def test_every_inference_path_refuses_a_model_of_another_item_space(copy, tmp_pa
     with pytest.raises(ValueError, match=expected):
         coldstart.score_history(w, "builtin", ["1"])
     assert not (tmp_path / "shards").exists()
+
+
+def test_a_refresh_that_was_not_published_is_not_current(copy, tmp_path):
+    w, run_id, _ = copy
+    path = sharding.score_shard(w, run_id, 0, 150, tmp_path / "shards")
+    sharding.load_shards(w, run_id, [path])
+    runs.publish_run(w, run_id)
+    assert nightly.recommendations_current(w, run_id)
+    sharding.load_shards(w, run_id, [path])  # a refresh of the published run waits for its gates
+    assert not nightly.recommendations_current(w, run_id)
+    runs.publish_run(w, run_id)
+    assert nightly.recommendations_current(w, run_id)
