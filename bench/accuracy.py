@@ -225,4 +225,6 @@ def markdown(out: dict) -> str:
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    from flows.cli import cli_errors  # a bad input: one line "error: …", exit 1
+
+    typer.run(cli_errors(main))

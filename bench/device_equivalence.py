@@ -61,4 +61,6 @@ def main(
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    from flows.cli import cli_errors  # a bad input: one line "error: …", exit 1
+
+    typer.run(cli_errors(main))

@@ -30,6 +30,8 @@ if str(ROOT) not in sys.path:
 
 import flows  # noqa: E402,F401  (Prefect environment defaults)
 
+from flows.cli import cli_errors  # noqa: E402
+
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
@@ -42,6 +44,7 @@ def _recs(path: Path, run_id: str):
 
 
 @app.command()
+@cli_errors  # a bad input: one line "error: …", exit 1
 def main(
     out: Annotated[Path, typer.Option(help="JSON results file.")],
     shards: Annotated[int, typer.Option(help="User ranges for the sharded path.")] = 2,

@@ -24,6 +24,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from flows.cli import cli_errors  # noqa: E402
+
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 GATES = re.compile(r"quality: \d+ gates passed .* in ([0-9.]+) s")
 
@@ -44,6 +46,7 @@ def _run(quality: bool, extra: list[str]) -> tuple[float, float | None]:
 
 
 @app.command()
+@cli_errors  # a bad input: one line "error: …", exit 1
 def main(
     out: Annotated[Path, typer.Option(help="JSON file for the figures.")],
     pairs: Annotated[int, typer.Option(min=1, help="Runs of each variant, alternating.")] = 5,

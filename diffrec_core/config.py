@@ -133,7 +133,8 @@ def _first_error(exc: Exception) -> str:
         loc = ".".join(str(p) for p in err.get("loc", ()))
         value = err.get("input")
         got = f" (got {value!r})" if isinstance(value, (str, int, float, bool)) and len(repr(value)) <= 60 else ""
-        return f"{loc}: {err.get('msg')}{got}" if loc else f"{err.get('msg')}{got}"
+        msg = str(err.get("msg")).removeprefix("Value error, ")
+        return f"{loc}: {msg}{got}" if loc else f"{msg}{got}"
     return str(exc).splitlines()[0]
 
 

@@ -258,6 +258,22 @@ def test_accuracy_benchmark_writes_the_documented_figures(tmp_path):
     assert out == stored
 
 
+def test_a_benchmark_refuses_a_bad_config_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    splits = _toy_splits(tmp_path)
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml.safe_dump({"model": {"name": "multidae_pp", "params": {"diffusion": {
+        "steps": 10, "noise_scale": 0.1, "noise_min": 0.005, "noise_max": 0.005}}}}))
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "accuracy.py"), "--splits", str(splits), "--out", str(tmp_path / "x.json"),
+                           "--model", "multidae_pp", "--config", str(config)], capture_output=True, text=True, timeout=300)
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert done.returncode == 1 and len(lines) == 1, done.stdout + done.stderr
+    assert lines[0] == "error: model 'multidae_pp': invalid params: diffusion: noise_min must be < noise_max, got 0.005 >= 0.005"
+    assert not (tmp_path / "x.json").exists()
+
+
 def test_denoising_steps_scores_k_steps_from_mu_and_k_equal_t_is_the_models_own_inference(tmp_path):
     steps = _load("denoising_steps")
     splits = _toy_splits(tmp_path)
