@@ -83,7 +83,7 @@ def score_history(
     history, order = interactions.to_csr_with_order(np.zeros(len(cols), dtype=np.int64), cols,
                                                     np.arange(len(cols), dtype=np.float64), (1, len(catalog)))
     inputs = interactions.model_input(history, order, time_weights_for(RunConfig.model_validate(info.config)))
-    recs = run_top_k(info, inputs, k, seen=history, new_users=True, device=device)
+    recs = run_top_k(info, inputs, k, seen=history, new_users=True, item_keys=catalog, device=device)
     frame = pd.DataFrame({
         "rank": recs["rank"],
         "item_key": catalog[recs["item"]].astype(str),

@@ -86,7 +86,8 @@ def train_run(
         model = build_model(run.model, data.n_users, data.n_items, seed=run.training.seed, side=side)
         inputs = interactions.model_input(data.train, data.train_order, time_weights_for(run))
         result = fit(model, inputs, Target(data.valid, data.train), run.training, progress=progress)
-        ckpt = save_checkpoint(Path(artifacts_dir) / run_id, model, run, data.n_users, data.n_items, {"dataset": dataset, "setting": setting})
+        ckpt = save_checkpoint(Path(artifacts_dir) / run_id, model, run, data.n_users, data.n_items, {"dataset": dataset, "setting": setting},
+                               keys=(data.user_keys, data.item_keys))
     except BaseException:
         with warehouse.connect(warehouse_path) as con:
             warehouse.update_model_run(con, run_id, status="failed", finished_at=_now())
@@ -167,7 +168,8 @@ def recommend_run(warehouse_path: str | Path, run_id: str, inference: InferenceC
             if weights is not None:
                 history, order = interactions.load_history_order(con, info.dataset, min_rating=row[0])
                 inputs = interactions.model_input(history, order, weights)
-    recs = run_top_k(info, inputs, inference.k, seen=seen, batch_size=inference.batch_size, device=device)
+    recs = run_top_k(info, inputs, inference.k, seen=seen, user_keys=user_keys, item_keys=item_keys,
+                     batch_size=inference.batch_size, device=device)
     frame = pd.DataFrame({
         "user_key": user_keys[recs["user"]],
         "item_key": item_keys[recs["item"]],

@@ -84,7 +84,8 @@ def score_shard(
     )
     inputs = interactions.model_input(history, order, time_weights_for(RunConfig.model_validate(info.config)))
     seen = interactions.to_csr(np.asarray(every["user_id"]) - user_start, np.asarray(every["item_id"]), shape)
-    recs = run_top_k(info, inputs, inference.k, seen=seen, first_user=user_start, batch_size=inference.batch_size, device=device)
+    recs = run_top_k(info, inputs, inference.k, seen=seen, first_user=user_start, user_keys=user_keys, item_keys=item_keys,
+                     batch_size=inference.batch_size, device=device)
     table = pa.table({
         "user_key": pa.array(user_keys[recs["user"] + user_start].astype(str), pa.string()),
         "item_key": pa.array(item_keys[recs["item"]].astype(str), pa.string()),

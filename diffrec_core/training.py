@@ -195,16 +195,33 @@ def _scheduler(optimizer: torch.optim.Optimizer, cfg: TrainingConfig):
 # ----- checkpoints ---------------------------------------------------------------
 CHECKPOINT_WEIGHTS = "model.pt"
 CHECKPOINT_CONFIG = "config.json"
+CHECKPOINT_KEYS = "keys.npz"
 
 
-def save_checkpoint(directory: str | Path, model: Recommender, run: RunConfig, n_users: int, n_items: int, extra: dict[str, Any] | None = None) -> Path:
-    """Write the state_dict and the validated config beside it; returns the directory."""
+def save_checkpoint(directory: str | Path, model: Recommender, run: RunConfig, n_users: int, n_items: int,
+                    extra: dict[str, Any] | None = None, keys: tuple[np.ndarray, np.ndarray] | None = None) -> Path:
+    """Write the state_dict and the validated config beside it, and ``keys`` = (user keys, item keys) of the
+    model's rows and columns when given (so it can serve after a restage moves dense ids); returns the directory."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), directory / CHECKPOINT_WEIGHTS)
     meta = {"run": run.model_dump(mode="json"), "n_users": n_users, "n_items": n_items, **(extra or {})}
     (directory / CHECKPOINT_CONFIG).write_text(json.dumps(meta, indent=2))
+    if keys is not None:
+        user_keys, item_keys = (np.asarray(k).astype(str) for k in keys)
+        if (len(user_keys), len(item_keys)) != (n_users, n_items):
+            raise ValueError(f"checkpoint keys: {len(user_keys)} users x {len(item_keys)} items for a {n_users} x {n_items} model")
+        np.savez(directory / CHECKPOINT_KEYS, user_keys=user_keys, item_keys=item_keys)
     return directory
+
+
+def checkpoint_keys(directory: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """(user keys, item keys) of a checkpoint's rows and columns; ``None`` for a checkpoint saved without them."""
+    path = Path(directory) / CHECKPOINT_KEYS
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as stored:
+        return stored["user_keys"], stored["item_keys"]
 
 
 def load_checkpoint(directory: str | Path, device: str | torch.device = "cpu") -> tuple[Recommender, dict[str, Any]]:

@@ -13,6 +13,7 @@ FAST_RUN = with_training(
 
 import json
 import shutil
+from pathlib import Path
 from datetime import datetime, timedelta
 
 import duckdb
@@ -219,22 +220,51 @@ def test_nightly_cli_rejects_bad_options(tmp_path, args, message):
     assert out.exit_code == 1 and message in out.output and not (tmp_path / "w.duckdb").exists()
 
 
-def test_every_inference_path_refuses_a_model_of_another_item_space(copy, tmp_path):
+def test_a_model_serves_by_key_after_a_restage_adds_items(copy, tmp_path):
+    """New items are staged (dense ids move); the published model keeps serving, matched by key, and never
+    recommends what it has not seen. A checkpoint without its keys refuses on every inference path."""
     w, run_id, _ = copy
     runs.recommend_run(w, run_id)
     runs.publish_run(w, run_id)
-    with warehouse.connect(w) as con:  # new items arrive and are staged; the model has not seen them
+    before = _recs(w, run_id)
+    with duckdb.connect(str(w), read_only=True) as con:
+        user = con.execute("select min(user_key) from latest_recommendations").fetchone()[0]
+        first_id = dict(con.execute("select item_key, item_id from items where dataset = 'builtin'").fetchall())
+        liked = [r[0] for r in con.execute("select item_key from raw_interactions where user_key = ? and rating >= 4 order by ts",
+                                           [user]).fetchall()]
+    cold = coldstart.score_history(w, "builtin", liked, k=10).recommendations
+    with warehouse.connect(w) as con:  # new items arrive and are staged; negative keys sort first, so every id moves
         con.execute("insert into raw_interactions by name select batch_id, line_no + 1000000 as line_no, dataset, user_key, "
-                    "'brand-new-' || item_key as item_key, rating, ts from raw_interactions limit 5")
+                    "'-' || item_key as item_key, rating, ts from raw_interactions limit 5")
         splits.stage(con, "builtin")
+        now_id = dict(con.execute("select item_key, item_id from items where dataset = 'builtin'").fetchall())
+    assert len(now_id) == len(first_id) + 5 and all(now_id[key] == i + 5 for key, i in first_id.items())
+    assert runs.recommend_run(w, run_id) == len(before)
+    with duckdb.connect(str(w), read_only=True) as con:  # a refresh of the published run: its pending list
+        after = con.execute("select user_key, item_key, rank, score from recommendations_candidate where run_id = ? "
+                            "order by user_key, rank", [run_id]).df()
+    pd.testing.assert_frame_equal(after, before, check_dtype=False, atol=1e-5)
+    assert not after["item_key"].str.startswith("-").any()
+    path = sharding.score_shard(w, run_id, 0, 150, tmp_path / "shards")
+    shard = pq.read_table(path).to_pandas().sort_values(["user_key", "rank"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(shard[["user_key", "item_key", "rank"]], before[["user_key", "item_key", "rank"]], check_dtype=False)
+    again = coldstart.score_history(w, "builtin", liked, k=10).recommendations
+    assert list(again["item_key"]) == list(cold["item_key"])
+
+    (Path(runs_checkpoint(w, run_id)) / "keys.npz").unlink()
     expected = "trained on 80 items but the warehouse now has 85: retrain"
     with pytest.raises(ValueError, match=expected):
         runs.recommend_run(w, run_id)
     with pytest.raises(ValueError, match=expected):
-        sharding.score_shard(w, run_id, 0, 10, tmp_path / "shards")
+        sharding.score_shard(w, run_id, 0, 10, tmp_path / "other-shards")
     with pytest.raises(ValueError, match=expected):
-        coldstart.score_history(w, "builtin", ["1"])
-    assert not (tmp_path / "shards").exists()
+        coldstart.score_history(w, "builtin", liked)
+    assert not (tmp_path / "other-shards").exists()
+
+
+def runs_checkpoint(w, run_id):
+    with warehouse.connect(w, read_only=True) as con:
+        return runs.get_run(con, run_id).checkpoint_path
 
 
 def test_a_refresh_that_was_not_published_is_not_current(copy, tmp_path):
@@ -247,3 +277,20 @@ def test_a_refresh_that_was_not_published_is_not_current(copy, tmp_path):
     assert not nightly.recommendations_current(w, run_id)
     runs.publish_run(w, run_id)
     assert nightly.recommendations_current(w, run_id)
+
+
+def test_an_id_based_model_finds_its_users_by_key_after_their_ids_move(copy, tmp_path):
+    w, _, _ = copy
+    mf = with_training(RunConfig.model_validate({"model": {"name": "mf", "params": {"factors": 8}}}), epochs=2, batch_size=256)
+    run_id = runs.train_run(w, "builtin", "clean", mf, tmp_path / "art")
+    before = pq.read_table(sharding.score_shard(w, run_id, 0, 150, tmp_path / "a")).to_pandas()
+    with warehouse.connect(w) as con:  # three new users whose keys sort first: every known user's id moves by 3
+        con.execute("insert into raw_interactions by name select batch_id, line_no + 1000000 as line_no, dataset, "
+                    "'-' || user_key as user_key, item_key, rating, ts from raw_interactions "
+                    "where user_key in (select distinct user_key from raw_interactions order by 1 limit 3)")
+        splits.stage(con, "builtin")
+    moved = pq.read_table(sharding.score_shard(w, run_id, 3, 153, tmp_path / "b")).to_pandas()
+    pd.testing.assert_frame_equal(moved.sort_values(["user_key", "rank"]).reset_index(drop=True),
+                                  before.sort_values(["user_key", "rank"]).reset_index(drop=True), check_dtype=False)
+    with pytest.raises(ValueError, match="users it has not seen: retrain"):
+        sharding.score_shard(w, run_id, 0, 3, tmp_path / "c")
