@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from diffrec_core import embeddings, interactions, warehouse
+from diffrec_core import distributed, embeddings, interactions, warehouse
 from diffrec_core.config import InferenceConfig, RunConfig
 from diffrec_core.evaluation import Target
 from diffrec_core.models.registry import build_model, spec, time_weights_for, validate_params
@@ -61,11 +61,13 @@ def train_run(
     *,
     progress: bool = False,
     embedding_run: str | None = None,
-) -> str:
+) -> str | None:
     """Train ``run`` on the (dataset, setting) split; save the best checkpoint; record it in ``model_runs``.
 
     L-variants take their item clusters from ``embedding_run`` (``diffrec_core.embeddings``).
-    Returns the run id. A failed training leaves the run marked ``failed``.
+    Returns the run id. A failed training leaves the run marked ``failed``. Under torchrun every
+    rank trains its share (``diffrec_core.distributed``) and rank 0 alone records and checkpoints;
+    the other ranks return ``None``.
     """
     params = validate_params(run.model)
     side = None
@@ -76,6 +78,10 @@ def train_run(
                 raise ValueError(f"model {run.model.name!r} needs item clusters: run the embed and cluster steps first (the pipeline does)")
             c = params.clusters
             side = {"item_clusters": embeddings.item_clusters(con, embedding_run, dataset, c.n_clusters, c.seed, c.vectors)}
+    if not distributed.is_primary():
+        model = build_model(run.model, data.n_users, data.n_items, seed=run.training.seed, side=side)
+        fit(model, interactions.model_input(data.train, data.train_order, time_weights_for(run)), Target(data.valid, data.train), run.training)
+        return None
     run_id = new_run_id(run.model.name)
     with warehouse.connect(warehouse_path) as con:
         warehouse.record_model_run(

@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from diffrec_core import distributed
 from diffrec_core.config import RunConfig, TrainingConfig
 from diffrec_core.evaluation import KS, Target, dense_rows, evaluate
 from diffrec_core.models.base import Batch, Recommender
@@ -89,12 +90,17 @@ def fit(
 
     The best weights are loaded back into ``model`` before returning. With ``max_seconds`` the
     loop also stops after the first epoch that ends past that wall-clock budget
-    (``FitResult.stopped_by_time``).
+    (``FitResult.stopped_by_time``). Under torchrun (an initialised process group) the loop is
+    data-parallel, see ``diffrec_core.distributed``: the result is rank 0's.
     """
     device = device or select_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     generator = seed_everything(cfg.seed)
+    rank, ranks = distributed.rank(), distributed.world_size()
+    if rank:  # the same batch order on every rank, but each rank its own noise and dropout draws
+        torch.manual_seed(cfg.seed + rank)
+        generator = torch.Generator().manual_seed(cfg.seed + rank)
     model.to(device)
     model.prepare(inputs)
     t_start = time.perf_counter()
@@ -127,25 +133,33 @@ def fit(
             batches = tqdm(batches, desc=f"epoch {epoch}", leave=False, unit="batch")
         total, n = 0.0, 0
         for start in batches:
-            rows = order[start : start + cfg.batch_size]
-            batch = Batch(users=torch.from_numpy(rows).to(device), x=dense_rows(inputs, rows, device))
-            loss = model.loss(batch, generator)
+            whole = order[start : start + cfg.batch_size]
+            rows = distributed.share(whole, ranks, rank) if ranks > 1 else whole
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if len(rows):
+                batch = Batch(users=torch.from_numpy(rows).to(device), x=dense_rows(inputs, rows, device))
+                loss = model.loss(batch, generator)
+                loss.backward()
+                total += float(loss.detach()) * len(rows)
+                n += len(rows)
+            if ranks > 1:
+                distributed.average_gradients([p for p in model.parameters() if p.requires_grad], len(rows), len(whole))
             optimizer.step()
             if ema is not None:
                 ema.update_parameters(model)
-            total += float(loss.detach()) * len(rows)
-            n += len(rows)
+        if ranks > 1:
+            total, n = distributed.sum_floats([total, n], device)
         model.on_epoch_end(epoch)
         epoch_times.append(time.perf_counter() - t0)
         record: dict[str, Any] = {"epoch": epoch, "loss": total / max(n, 1), "lr": optimizer.param_groups[0]["lr"]}
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
             t1 = time.perf_counter()
-            metrics = evaluate_model(scored, inputs, {"valid": valid}, cfg, device)["valid"]
+            metrics = evaluate_model(scored, inputs, {"valid": valid}, cfg, device)["valid"] if rank == 0 else {}
             eval_times.append(time.perf_counter() - t1)
             record.update({f"valid_{k}": v for k, v in metrics.items()})
-            score = metrics[SELECTION_METRIC]
+            score = metrics[SELECTION_METRIC] if rank == 0 else -1.0
+            if ranks > 1:  # rank 0's score decides for all, so every rank stops at the same epoch
+                score = distributed.broadcast_float(score, device)
             if score > best["score"]:
                 best = {"epoch": epoch, "score": score, "metrics": metrics, "state": copy.deepcopy(scored.state_dict()), "time": time.perf_counter() - t_start}
             if cfg.lr_schedule == "plateau":

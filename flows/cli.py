@@ -214,12 +214,19 @@ def train(
     artifacts: Artifacts = DEFAULT_ARTIFACTS,
     warehouse: Warehouse = DEFAULT_WAREHOUSE,
 ) -> None:
-    """Train a model on a split with early stopping on validation Recall@20; prints the run id."""
-    from diffrec_core import runs
+    """Train a model on a split with early stopping on validation Recall@20; prints the run id.
+
+    Data-parallel on several GPUs (or CPU processes): torchrun --nproc-per-node N $(which diffrec) train …
+    """
+    from diffrec_core import distributed, runs
 
     name = dataset_name(dataset, None)
     run = _run_config(name, model, config, epochs, seed, device, w_min)
-    run_id = runs.train_run(warehouse, name, _split_config(setting, None, "global").setting, run, artifacts, progress=True)
+    distributed.init_from_env()
+    run_id = runs.train_run(warehouse, name, _split_config(setting, None, "global").setting, run, artifacts,
+                            progress=distributed.is_primary())
+    if run_id is None:  # a torchrun rank other than 0: rank 0 records and reports
+        return
     with _ro(warehouse) as con:
         info = runs.get_run(con, run_id)
     v = info.metrics.get("valid", {})
