@@ -100,7 +100,7 @@ class GaussianDiffusion(nn.Module):
             x_t = x_start
         else:
             t = torch.full((x_start.shape[0],), sampling_steps - 1, dtype=torch.long, device=x_start.device)
-            x_t = self.q_sample(x_start, t, _randn_like(x_start, generator))
+            x_t = self.q_sample(x_start, t, randn_like(x_start, generator))
         return self.denoise(model, x_t, self.steps, sampling_noise=sampling_noise, generator=generator)
 
     def denoise(
@@ -120,7 +120,7 @@ class GaussianDiffusion(nn.Module):
             mean = self.p_mean(model, x_t, t)
             if sampling_noise and i > 0:
                 std = torch.exp(0.5 * _extract(self.posterior_log_variance_clipped, t, x_t))
-                x_t = mean + std * _randn_like(x_t, generator)
+                x_t = mean + std * randn_like(x_t, generator)
             else:
                 x_t = mean
         return x_t
@@ -153,7 +153,7 @@ class GaussianDiffusion(nn.Module):
         With ``reweight`` the x0 loss is multiplied by ``step_weights(t)``; for eps the first step
         uses the x0 likelihood term as in the authors' code.
         """
-        noise = _randn_like(x_start, generator)
+        noise = randn_like(x_start, generator)
         x_t = self.q_sample(x_start, t, noise)
         out = model(x_t, t)
         target = x_start if self.mean_type == "x0" else noise
@@ -167,7 +167,9 @@ class GaussianDiffusion(nn.Module):
         return self.step_weights(t) * mse
 
 
-def _randn_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+def randn_like(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Standard normal noise shaped like ``x`` (on its device), drawn from ``generator`` when given
+    (a CPU generator also serves a model on another device)."""
     if generator is None or generator.device == x.device:
         return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=generator.device).to(x.device)

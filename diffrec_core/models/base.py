@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from diffrec_core.diffusion.gaussian import randn_like  # noqa: F401  (the models' noise draws, one definition)
 
 
 @dataclass
@@ -58,14 +61,6 @@ class Recommender(nn.Module):
         return [{"params": [p for p in self.parameters() if p.requires_grad]}]
 
 
-def randn_like(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Standard normal noise shaped like ``x`` (on its device), drawn from ``generator`` when given
-    (a CPU generator also serves a model on another device)."""
-    if generator is None or generator.device == x.device:
-        return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    return torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
-
-
 def randint(high: int, size: tuple[int, ...], device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
     """Uniform integers in [0, high) on ``device``, drawn from ``generator`` when given."""
     if generator is None or generator.device == device:
@@ -78,3 +73,10 @@ def rand(size: tuple[int, ...], device: torch.device, generator: torch.Generator
     if generator is None or generator.device == device:
         return torch.rand(size, generator=generator, device=device)
     return torch.rand(size, generator=generator).to(device)
+
+
+def init_linear(layer: nn.Linear) -> None:
+    """Normal(0, sqrt(2 / (fan_in + fan_out))) weights, Normal(0, 0.001) biases (Liang et al.'s and DiffRec's authors' init)."""
+    fan_out, fan_in = layer.weight.shape
+    nn.init.normal_(layer.weight, 0.0, math.sqrt(2.0 / (fan_in + fan_out)))
+    nn.init.normal_(layer.bias, 0.0, 0.001)

@@ -11,9 +11,8 @@ from pydantic import Field, PositiveInt
 from torch import nn
 
 from diffrec_core.config import DiffusionConfig, _Frozen
-from diffrec_core.diffusion.gaussian import GaussianDiffusion
-from diffrec_core.diffusion.schedule import linear_variance_schedule
 from diffrec_core.models.base import Batch, Recommender, randint, randn_like
+from diffrec_core.models.diffrec import build_diffusion
 from diffrec_core.models.registry import register
 from diffrec_core.models.vae import MultDAE
 
@@ -31,8 +30,7 @@ class CODIGEM(Recommender):
 
     def __init__(self, n_items: int, diffusion: DiffusionConfig, hidden_dims: list[int], dropout: float, loss: str):
         super().__init__()
-        betas = linear_variance_schedule(diffusion.steps, diffusion.noise_scale, diffusion.noise_min, diffusion.noise_max)
-        self.diffusion = GaussianDiffusion(betas=betas, mean_type="x0")
+        self.diffusion = build_diffusion(diffusion)  # q_sample only: its mean_type is not used
         self.autoencoders = nn.ModuleList(MultDAE(n_items, hidden_dims, dropout) for _ in range(diffusion.steps))
         self.loss_type = loss
 

@@ -8,6 +8,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from diffrec_core.models.base import init_linear
+
 _ACTIVATIONS = {"tanh": torch.tanh, "relu": F.relu, "gelu": F.gelu, "sigmoid": torch.sigmoid}
 
 
@@ -57,9 +59,7 @@ class Denoiser(nn.Module):
     def reset_parameters(self) -> None:
         """Normal(0, sqrt(2 / (fan_in + fan_out))) weights, Normal(0, 0.001) biases (authors' init)."""
         for layer in [*self.in_layers, *self.out_layers, self.emb_layer]:
-            fan_out, fan_in = layer.weight.shape
-            nn.init.normal_(layer.weight, 0.0, math.sqrt(2.0 / (fan_in + fan_out)))
-            nn.init.normal_(layer.bias, 0.0, 0.001)
+            init_linear(layer)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """x: (B, n_items), t: (B,) -> (B, n_items).

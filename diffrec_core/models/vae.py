@@ -9,7 +9,6 @@ All three read a user's L2-normalised interaction vector x (B, n_items), encode 
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
@@ -18,9 +17,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from diffrec_core.config import DiffusionConfig, _Frozen
-from diffrec_core.diffusion.gaussian import GaussianDiffusion
-from diffrec_core.diffusion.schedule import linear_variance_schedule
-from diffrec_core.models.base import Batch, Recommender, randn_like
+from diffrec_core.models.base import Batch, Recommender, init_linear, randn_like
+from diffrec_core.models.diffrec import build_diffusion
 from diffrec_core.models.registry import register
 
 
@@ -38,13 +36,6 @@ class MultDAEPPParams(MultDAEParams):
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="optional input dropout on top of the Gaussian corruption")
     diffusion: DiffusionConfig = Field(default_factory=lambda: DiffusionConfig(steps=40, noise_scale=0.005, noise_min=0.005, noise_max=0.01))
     loss: Literal["multinomial", "mse"] = Field("multinomial", description="reconstruction loss against the clean x")
-
-
-def init_linear(layer: nn.Linear) -> None:
-    """Xavier-normal weights, N(0, 0.001) biases (Liang et al.'s initialisation)."""
-    fan_out, fan_in = layer.weight.shape
-    nn.init.normal_(layer.weight, 0.0, math.sqrt(2.0 / (fan_in + fan_out)))
-    nn.init.normal_(layer.bias, 0.0, 0.001)
 
 
 def mlp(dims: list[int]) -> nn.ModuleList:
@@ -142,8 +133,7 @@ class MultDAEPP(MultDAE):
 
     def __init__(self, n_items: int, hidden_dims: list[int], dropout: float, diffusion: DiffusionConfig, loss: str):
         super().__init__(n_items, hidden_dims, dropout)
-        betas = linear_variance_schedule(diffusion.steps, diffusion.noise_scale, diffusion.noise_min, diffusion.noise_max)
-        self.diffusion = GaussianDiffusion(betas=betas, mean_type="x0")
+        self.diffusion = build_diffusion(diffusion)  # q_sample only: its mean_type is not used
         self.loss_type = loss
 
     def loss(self, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor:
