@@ -114,7 +114,8 @@ def run_top_k(
     if model.needs_user_ids and new_users:
         raise ValueError(f"model run {run.run_id!r} ({run.model}) scores only the users it was trained on; a new user's "
                          "history needs a model that reads it (e.g. diffrec, multivae, ease)")
-    if model.needs_user_ids and ((model_users < 0) | (model_users >= meta["n_users"])).any():
+    scored = np.diff(inputs.indptr) > 0  # the rows top_k scores: users with an input
+    if model.needs_user_ids and ((model_users[scored] < 0) | (model_users[scored] >= meta["n_users"])).any():
         raise ValueError(f"model run {run.run_id!r} ({run.model}) scores the {meta['n_users']} users it was trained on "
                          f"but was asked for users it has not seen: retrain")
     user_ids = torch.as_tensor(np.maximum(model_users, 0), dtype=torch.long, device=dev)
