@@ -171,9 +171,13 @@ def fit(
             on_epoch(record)
         if epoch - best["epoch"] >= cfg.patience and best["epoch"] > 0:
             break
-        if max_seconds is not None and time.perf_counter() - t_start > max_seconds:
-            stopped_by_time = True
-            break
+        if max_seconds is not None:
+            out_of_time = time.perf_counter() - t_start > max_seconds
+            if ranks > 1:  # rank 0's clock decides for all
+                out_of_time = bool(distributed.broadcast_float(float(out_of_time), device))
+            if out_of_time:
+                stopped_by_time = True
+                break
     if best["state"] is not None:
         model.load_state_dict(best["state"])
     return FitResult(
