@@ -2,28 +2,34 @@
 
 Every rank builds the same model from the same seed and walks the same batch order; each takes
 its share of every batch, and the gradients are averaged over all ranks weighted by the rows each
-took, so one update equals the single-process update on the whole batch and all ranks keep the
-same weights. Rank 0 alone evaluates (its validation score decides early stopping for all) and
-writes the warehouse and the checkpoint. One process (no torchrun) is the plain loop.
+took. For a loss that is a mean over the batch's rows (the autoencoders, DiffRec and its variants)
+one update equals the single-process update on the whole batch; for the BPR models (a mean over
+interactions) it is close to it. All ranks keep the same weights. Rank 0 alone evaluates (its
+validation score and clock decide stopping for all) and writes the warehouse and the checkpoint.
+In one process (no torchrun) every function here is the identity, and the loop is the plain one.
 """
 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 
 
 def init_from_env() -> None:
-    """Join the process group torchrun describes (``WORLD_SIZE`` > 1): NCCL on GPUs, gloo on CPUs."""
+    """Join the process group torchrun describes (``WORLD_SIZE`` > 1): gloo for CPU tensors, NCCL for
+    GPU ones, so CPU training also works on a GPU host. Rank 0's validation can take long: the others
+    wait up to an hour for it."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
         return
-    if torch.cuda.is_available():
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl")
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available() and local < torch.cuda.device_count():
+        torch.cuda.set_device(local)
+        dist.init_process_group("cpu:gloo,cuda:nccl", timeout=timedelta(hours=1))
     else:
-        dist.init_process_group("gloo")
+        dist.init_process_group("gloo", timeout=timedelta(hours=1))
 
 
 def rank() -> int:
@@ -39,14 +45,21 @@ def is_primary() -> bool:
     return rank() == 0
 
 
-def share(rows, size: int, index: int):
-    """This rank's share of a batch: every ``size``-th row from ``index``."""
-    return rows[index::size]
+def share(rows):
+    """This rank's share of a batch: every ``world_size()``-th row from its rank."""
+    return rows[rank()::world_size()]
 
 
 def average_gradients(parameters: list[torch.nn.Parameter], local_rows: int, batch_rows: int) -> None:
-    """Replace each gradient with the row-weighted mean over ranks (a rank with no rows adds zeros)."""
-    for p in parameters:
+    """Replace each gradient with the row-weighted mean over ranks. A parameter no rank used keeps no
+    gradient (as in one process, so the optimizer skips it); one used elsewhere gets this rank's zeros."""
+    if world_size() == 1:
+        return
+    used = torch.tensor([p.grad is not None for p in parameters], dtype=torch.float64)
+    dist.all_reduce(used)
+    for p, anywhere in zip(parameters, used.tolist()):
+        if not anywhere:
+            continue
         if p.grad is None:
             p.grad = torch.zeros_like(p)
         p.grad.mul_(local_rows / batch_rows)
@@ -55,6 +68,8 @@ def average_gradients(parameters: list[torch.nn.Parameter], local_rows: int, bat
 
 def broadcast_float(value: float, device: torch.device) -> float:
     """Rank 0's ``value`` on every rank."""
+    if world_size() == 1:
+        return value
     t = torch.tensor([value], dtype=torch.float64, device=device)
     dist.broadcast(t, src=0)
     return float(t.item())
@@ -62,6 +77,8 @@ def broadcast_float(value: float, device: torch.device) -> float:
 
 def sum_floats(values: list[float], device: torch.device) -> list[float]:
     """Element-wise sum of ``values`` over all ranks."""
+    if world_size() == 1:
+        return values
     t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return t.tolist()

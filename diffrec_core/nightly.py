@@ -139,7 +139,8 @@ def regression_gate(warehouse_path: str | Path, run_id: str, tolerance: float) -
         candidate = runs.get_run(con, run_id)
         published_id = warehouse.published_run(con, candidate.dataset)
         published = runs.get_run(con, published_id) if published_id else None
-        data = interactions.load_split(con, candidate.dataset, candidate.setting) if published else None
+        rescore = published is not None and published.run_id != run_id
+        data = interactions.load_split(con, candidate.dataset, candidate.setting) if rescore else None
     score = _valid_score(candidate)
     if score is None:
         raise ValueError(f"model run {run_id!r} has no validation {GATE_METRIC}; evaluate it before the gate")
@@ -150,7 +151,7 @@ def regression_gate(warehouse_path: str | Path, run_id: str, tolerance: float) -
     try:
         reference = runs.evaluate_checkpoint(published, data, ("valid",))["valid"][GATE_METRIC]
         basis = "the published model on the same validation split"
-    except ValueError as exc:  # another id space, or no checkpoint: only its stored figure is left
+    except (ValueError, OSError, RuntimeError) as exc:  # another id space, a missing or unloadable checkpoint: its stored figure
         reference, basis = _valid_score(published), f"the published model's stored figure ({exc})"
     if reference is None:
         return GateResult(True, run_id, published.run_id, score, None, tolerance, "published model has no validation metric")

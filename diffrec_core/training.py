@@ -97,7 +97,7 @@ def fit(
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     generator = seed_everything(cfg.seed)
-    rank, ranks = distributed.rank(), distributed.world_size()
+    rank = distributed.rank()
     if rank:  # the same batch order on every rank, but each rank its own noise and dropout draws
         torch.manual_seed(cfg.seed + rank)
         generator = torch.Generator().manual_seed(cfg.seed + rank)
@@ -115,6 +115,7 @@ def fit(
     scheduler = _scheduler(optimizer, cfg)
     ema = _ema(model, cfg.ema_decay)
     scored = model if ema is None else ema.module  # the weights that are evaluated and kept
+    trainable = [p for p in model.parameters() if p.requires_grad]
     train_users = np.flatnonzero(np.diff(inputs.indptr) > 0)
     rng = np.random.default_rng(cfg.seed)
     best = {"epoch": -1, "score": -1.0, "metrics": {}, "state": None, "time": 0.0}
@@ -134,7 +135,7 @@ def fit(
         total, n = 0.0, 0
         for start in batches:
             whole = order[start : start + cfg.batch_size]
-            rows = distributed.share(whole, ranks, rank) if ranks > 1 else whole
+            rows = distributed.share(whole)
             optimizer.zero_grad(set_to_none=True)
             if len(rows):
                 batch = Batch(users=torch.from_numpy(rows).to(device), x=dense_rows(inputs, rows, device))
@@ -142,13 +143,11 @@ def fit(
                 loss.backward()
                 total += float(loss.detach()) * len(rows)
                 n += len(rows)
-            if ranks > 1:
-                distributed.average_gradients([p for p in model.parameters() if p.requires_grad], len(rows), len(whole))
+            distributed.average_gradients(trainable, len(rows), len(whole))
             optimizer.step()
             if ema is not None:
                 ema.update_parameters(model)
-        if ranks > 1:
-            total, n = distributed.sum_floats([total, n], device)
+        total, n = distributed.sum_floats([total, n], device)
         model.on_epoch_end(epoch)
         epoch_times.append(time.perf_counter() - t0)
         record: dict[str, Any] = {"epoch": epoch, "loss": total / max(n, 1), "lr": optimizer.param_groups[0]["lr"]}
@@ -157,9 +156,8 @@ def fit(
             metrics = evaluate_model(scored, inputs, {"valid": valid}, cfg, device)["valid"] if rank == 0 else {}
             eval_times.append(time.perf_counter() - t1)
             record.update({f"valid_{k}": v for k, v in metrics.items()})
-            score = metrics[SELECTION_METRIC] if rank == 0 else -1.0
-            if ranks > 1:  # rank 0's score decides for all, so every rank stops at the same epoch
-                score = distributed.broadcast_float(score, device)
+            # rank 0's score decides for all ranks, so every rank stops at the same epoch
+            score = distributed.broadcast_float(metrics[SELECTION_METRIC] if rank == 0 else -1.0, device)
             if score > best["score"]:
                 best = {"epoch": epoch, "score": score, "metrics": metrics, "state": copy.deepcopy(scored.state_dict()), "time": time.perf_counter() - t_start}
             if cfg.lr_schedule == "plateau":
@@ -172,10 +170,8 @@ def fit(
         if epoch - best["epoch"] >= cfg.patience and best["epoch"] > 0:
             break
         if max_seconds is not None:
-            out_of_time = time.perf_counter() - t_start > max_seconds
-            if ranks > 1:  # rank 0's clock decides for all
-                out_of_time = bool(distributed.broadcast_float(float(out_of_time), device))
-            if out_of_time:
+            # rank 0's clock decides for all ranks
+            if distributed.broadcast_float(float(time.perf_counter() - t_start > max_seconds), device):
                 stopped_by_time = True
                 break
     if best["state"] is not None:

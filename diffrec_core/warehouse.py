@@ -163,6 +163,8 @@ def connect(
         raise FileNotFoundError(f"{path}: no such warehouse (run 'diffrec ingest' or 'diffrec pipeline' first)")
     con = open_database(path, read_only=read_only, lock_timeout=lock_timeout)
     try:
+        # another process may have created (and filled) the file while this open waited for the lock
+        created = created and not scalar(con, "select count(*) from information_schema.tables")
         con.execute("set TimeZone = 'UTC'")
         if not read_only:
             apply_schema(con)
@@ -288,18 +290,17 @@ def write_recommendations(
             delete_where(con, "recommendations_pending", run_id=run_id, dataset=dataset)
             run_sql(con, "outputs/insert_recommendations", run_id=run_id, dataset=dataset)
             if published_run(con, dataset) != run_id:  # nobody reads an unpublished run's list: store it now
-                _promote_pending(con, run_id, dataset)
+                _store_pending(con, run_id, dataset)
         return int(run_sql(con, "outputs/count_recommendations", run_id=run_id, dataset=dataset).fetchall()[0][0])
     finally:
         con.unregister(view)
 
 
-def _promote_pending(con: duckdb.DuckDBPyConnection, run_id: str, dataset: str) -> None:
-    """Inside a transaction: the run's pending list, if it has one, replaces its stored list."""
-    if run_sql(con, "outputs/count_pending_recommendations", run_id=run_id, dataset=dataset).fetchall()[0][0]:
-        delete_where(con, "recommendations", run_id=run_id, dataset=dataset)
-        run_sql(con, "outputs/promote_recommendations", run_id=run_id, dataset=dataset)
-        delete_where(con, "recommendations_pending", run_id=run_id, dataset=dataset)
+def _store_pending(con: duckdb.DuckDBPyConnection, run_id: str, dataset: str) -> None:
+    """Inside a transaction: the run's pending list (even an empty one) replaces its stored list."""
+    delete_where(con, "recommendations", run_id=run_id, dataset=dataset)
+    run_sql(con, "outputs/promote_recommendations", run_id=run_id, dataset=dataset)
+    delete_where(con, "recommendations_pending", run_id=run_id, dataset=dataset)
 
 
 def publish(con: duckdb.DuckDBPyConnection, dataset: str, run_id: str) -> None:
@@ -312,7 +313,8 @@ def publish(con: duckdb.DuckDBPyConnection, dataset: str, run_id: str) -> None:
         count = run_sql(con, "outputs/count_recommendations", run_id=run_id, dataset=dataset).fetchall()[0][0]
         if count == 0:
             raise ValueError(f"run {run_id!r} has no recommendations for dataset {dataset!r}; nothing published")
-        _promote_pending(con, run_id, dataset)
+        if run_sql(con, "outputs/count_pending_recommendations", run_id=run_id, dataset=dataset).fetchall()[0][0]:
+            _store_pending(con, run_id, dataset)
         run_sql(con, "outputs/publish", run_id=run_id, dataset=dataset)
 
 

@@ -153,6 +153,32 @@ def test_a_new_list_for_the_published_run_waits_until_it_is_published(tmp_path):
         assert con.execute("select count(*) from recommendations_pending").fetchall() == [(0,)]
 
 
+def test_an_empty_list_replaces_an_unpublished_runs_list(tmp_path):
+    with connect(tmp_path / "w.duckdb") as con:
+        write_recommendations(con, "r1", "d", recs("a"))
+        assert write_recommendations(con, "r1", "d", recs("a").iloc[0:0]) == 0
+        assert con.execute("select count(*) from recommendations_candidate where run_id = 'r1'").fetchall() == [(0,)]
+
+
+def test_a_failed_open_keeps_a_warehouse_another_process_created_meanwhile(tmp_path, monkeypatch):
+    path = tmp_path / "w.duckdb"
+    opened = warehouse.open_database
+
+    def racing(p, **kwargs):  # while this open waited for the lock, another command created and filled the file
+        with duckdb.connect(str(p)) as other:
+            warehouse.apply_schema(other)
+            other.execute("insert into published values ('d', 'r', now())")
+        return opened(p, **kwargs)
+
+    monkeypatch.setattr(warehouse, "open_database", racing)
+    with pytest.raises(ValueError, match="boom"):
+        with connect(path):
+            raise ValueError("boom")
+    monkeypatch.setattr(warehouse, "open_database", opened)
+    with connect(path, read_only=True) as con:
+        assert con.execute("select run_id from published").fetchall() == [("r",)]
+
+
 def test_publish_switches_the_view_atomically(tmp_path):
     with connect(tmp_path / "w.duckdb") as con:
         reader = con.cursor()  # a second connection to the same database
