@@ -44,7 +44,7 @@ SCOPE_KEYS = {
     "split_interactions": ("dataset", "setting", "ratios"),
     "item_embeddings": ("dataset", "embedding_run"),
     "item_clusters": ("dataset", "embedding_run", "n_clusters"),
-    "recommendations": ("run_id", "k"),
+    "recommendations": ("run_id", "k", "list"),
 }
 REQUIRED_SCOPE = {
     "raw_interactions": ("dataset",),
@@ -53,6 +53,7 @@ REQUIRED_SCOPE = {
     "item_clusters": ("dataset", "embedding_run"),
     "recommendations": ("run_id",),
 }
+RECOMMENDATION_LISTS = ("candidate", "served")
 EXAMPLE_ROWS = 2
 DEFAULT_RATIOS = (0.7, 0.1, 0.2)  # for splits recorded without their ratios
 _RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": EXAMPLE_ROWS}
@@ -388,7 +389,8 @@ def prepare(con: duckdb.DuckDBPyConnection, suite: str, config: QualityConfig | 
     Scopes: raw_interactions(dataset); split_interactions(dataset, setting='clean',
     ratios=the ratios recorded with the split, 7:1:2 where none are); item_embeddings(dataset, embedding_run);
     item_clusters(dataset, embedding_run, n_clusters=the run's only one);
-    recommendations(run_id, k=the run's largest rank).
+    recommendations(run_id, k=the run's largest rank, list='candidate': what publishing the run would
+    serve, its pending refresh if it has one; 'served': the list it serves now).
     """
     _check_scope(suite, scope)
     config = config or QualityConfig()
@@ -440,12 +442,16 @@ def prepare(con: duckdb.DuckDBPyConnection, suite: str, config: QualityConfig | 
         frame = warehouse.run_sql(con, "quality/item_clusters", dataset=scope["dataset"], embedding_run=scope["embedding_run"],
                                   n_clusters=int(scope["n_clusters"])).df()
     else:  # recommendations
-        runs, max_rank = warehouse.run_sql(con, "quality/run_ranks", run_id=scope["run_id"]).fetchall()[0]
+        scope.setdefault("list", "candidate")
+        if scope["list"] not in RECOMMENDATION_LISTS:
+            raise ValueError(f"quality suite recommendations: list must be one of {list(RECOMMENDATION_LISTS)}, got {scope['list']!r}")
+        served = scope["list"] == "served"
+        runs, max_rank = warehouse.run_sql(con, "quality/run_ranks", run_id=scope["run_id"], served=served).fetchall()[0]
         if runs == 0:
             raise ValueError(f"no model run {scope['run_id']!r} in the warehouse")
         if scope.get("k") is None:
             scope["k"] = int(max_rank)
-        frame = warehouse.run_sql(con, "quality/recommendations", run_id=scope["run_id"], k=int(scope["k"])).df()
+        frame = warehouse.run_sql(con, "quality/recommendations", run_id=scope["run_id"], k=int(scope["k"]), served=served).df()
         parameters = {"k": int(scope["k"])}
     return frame, parameters, context, scope
 
@@ -477,11 +483,17 @@ def _validate(warehouse_path: str, suite: str, config: QualityConfig | None, sco
 
 
 def gate_recommendations(warehouse_path: str | Path, run_id: str, k: int, config: QualityConfig | None = None) -> QualityResult:
-    """Validate a run's unpublished recommendations; on failure mark the run ``rejected`` and raise ``QualityError``."""
-    result = validate(warehouse_path, "recommendations", config=config, run_id=run_id, k=k)
+    """Validate the list publishing ``run_id`` would serve; on failure raise ``QualityError``.
+
+    A failed unpublished run is marked ``rejected``. A failed refresh of the published run leaves the
+    run as it is: its served list stays, and the refresh stays pending, so the run is not current and
+    the next nightly run scores it again."""
+    result = validate(warehouse_path, "recommendations", config=config, run_id=run_id, k=k, list="candidate")
     if not result.success:
         with warehouse.connect(warehouse_path) as con:
-            warehouse.update_model_run(con, run_id, status="rejected")
+            row = warehouse.run_sql(con, "outputs/get_model_run", run_id=run_id).fetchone()
+            if row is not None and warehouse.published_run(con, row[1]) != run_id:
+                warehouse.update_model_run(con, run_id, status="rejected")
         raise QualityError(result)
     return result
 
@@ -502,11 +514,14 @@ class Report:
 
 
 def scopes(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict[str, Any]]]:
-    """Every scope the warehouse holds per suite: datasets, split settings, embedding runs, published runs."""
+    """Every scope the warehouse holds per suite: datasets, split settings, embedding runs, the published
+    runs' served lists."""
     found: dict[str, list[dict[str, Any]]] = {suite: [] for suite in SUITES}
     names = ("dataset", "setting", "embedding_run", "n_clusters", "run_id")
     for suite, *values in warehouse.run_sql(con, "quality/scopes").fetchall():
         scope = {k: v for k, v in zip(names, values) if v is not None and k in SCOPE_KEYS[suite]}
+        if suite == "recommendations":
+            scope["list"] = "served"
         found[suite].append(scope)
     return found
 

@@ -39,9 +39,12 @@ def hpo(params: HpoParams) -> HpoResult:
     runs = nightly.train.map(unmapped(w), unmapped(d), unmapped(s), todo, unmapped(params.artifacts_dir), unmapped(fingerprint))
     runs.wait()
     failed = [r for r in runs if r.state.is_failed()]
-    if failed and len(failed) == len(runs):
-        failed[0].result()  # no trial trained: raise the first one's error
-    best = search.select_best(params.grid, w, d, s, params.sample, params.seed, fingerprint)
+    try:
+        best = search.select_best(params.grid, w, d, s, params.sample, params.seed, fingerprint)
+    except ValueError:
+        if failed:
+            failed[0].result()  # no trial of the grid has trained: raise the first failure's error
+        raise
     metrics = model.evaluate(w, best)
     errors = [str(r.state.result(raise_on_failure=False)) for r in failed]
     return HpoResult(best_run_id=best, trials_run=len(todo) - len(failed), failures=errors, metrics=metrics)

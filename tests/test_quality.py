@@ -341,6 +341,16 @@ def test_a_refresh_of_the_published_run_is_gated_before_consumers_see_it(db):
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("select user_key, item_key, rank from latest_recommendations order by 1, 3").fetchall() == good
         assert con.execute("select count(*) from latest_recommendations where isinf(score)").fetchone()[0] == 0
+        # the run keeps serving (not rejected, so the default model stays it) and the refresh stays pending
+        assert con.execute("select status from model_runs where run_id = ?", [RUN]).fetchone()[0] == "evaluated"
+        assert con.execute("select count(*) from recommendations_pending").fetchone()[0] == len(bad)
+    # the served list is what a report checks; the failed refresh is what the gate checks
+    assert quality.validate(db, "recommendations", run_id=RUN, k=K, list="served").success
+    assert not quality.validate(db, "recommendations", run_id=RUN, k=K).success
+    with warehouse.connect(db, read_only=True) as con:
+        assert quality.scopes(con)["recommendations"] == [{"run_id": RUN, "list": "served"}]
+    with pytest.raises(ValueError, match="list must be one of \\['candidate', 'served'\\], got 'old'"):
+        quality.validate(db, "recommendations", run_id=RUN, list="old")
 
 
 def test_gate_marks_rejected_run(db):

@@ -3,7 +3,8 @@
 -- recommendations suite checks: the user's row count against min(K, unseen items), the score
 -- one rank above, whether the item is in the user's history, and whether the score is finite.
 -- History follows recommend_run: users with an interaction kept by the run's rating filter
--- get recommendations; every staged interaction of the user counts as seen.
+-- get recommendations; every staged interaction of the user counts as seen. $served: the list the
+-- run serves now; otherwise the one publishing it would serve (a pending refresh, if any).
 with run as (
     select m.dataset, r.min_rating
     from model_runs as m
@@ -38,8 +39,15 @@ seen_counts as (
 ),
 recs as (
     select user_key, item_key, rank, score
+    from recommendations
+    where $served
+      and run_id = $run_id
+      and dataset = (select dataset from run)
+    union all
+    select user_key, item_key, rank, score
     from recommendations_candidate
-    where run_id = $run_id
+    where not $served
+      and run_id = $run_id
       and dataset = (select dataset from run)
 ),
 scored as (
