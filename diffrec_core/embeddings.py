@@ -21,6 +21,7 @@ from diffrec_core import clustering, interactions, warehouse
 from diffrec_core.config import RunConfig, resolve_run_config
 
 EMBEDDING_MODEL = "lightgcn"
+CLUSTER_SWEEP = (1, 2, 3, 4, 5)  # the clusterings the pipeline keeps beside the run's own (paper Figure 7's C)
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def load_embeddings(con, embedding_run: str, dataset: str) -> np.ndarray:
     return np.asarray([r[1] for r in rows], dtype=np.float32)
 
 
-def cluster(warehouse_path: str | Path, embedding_run: str, dataset: str, n_clusters: list[int] | tuple[int, ...] = (1, 2, 3, 4, 5),
+def cluster(warehouse_path: str | Path, embedding_run: str, dataset: str, n_clusters: list[int] | tuple[int, ...] = CLUSTER_SWEEP,
             seed: int = 2023, vectors: str = "raw") -> dict[int, list[int]]:
     """Seeded k-means of a stored run's vectors (transformed by ``vectors``) for each C, reusing a stored
     clustering made with the same seed and vectors; returns {C: cluster sizes}."""
@@ -184,3 +185,8 @@ def clusters_for(run: RunConfig):
         raise ValueError(f"model.params.clusters.source {clusters.source!r} works only on the authors' pre-split data "
                          "(bench/accuracy.py); the pipeline clusters our own LightGCN embeddings: use 'lightgcn'")
     return clusters
+
+
+def cluster_counts(clusters) -> list[int]:
+    """The numbers of clusters to make for a run with ``clusters``: the sweep's and the run's own."""
+    return sorted({*CLUSTER_SWEEP, clusters.n_clusters})

@@ -186,10 +186,9 @@ def _split_config(setting: str, noise_ratio: float | None, method: str, min_rati
 def _run_config(dataset: str, model: str, config: Path | None, epochs: int | None, seed: int | None, device: str | None,
                 w_min: float | None = None):
     from diffrec_core.config import RunConfig, _first_error, with_training
-    from diffrec_core.models.registry import resolve_config, time_weights_for, validate_params
+    from diffrec_core.models.registry import resolve_run, time_weights_for
 
-    run = with_training(resolve_config(dataset, model, config), epochs=epochs, seed=seed, device=device)
-    validate_params(run.model)
+    run = with_training(resolve_run(dataset, model, config), epochs=epochs, seed=seed, device=device)
     if w_min is not None:
         current = time_weights_for(run)
         weights = {**(current.model_dump() if current else {}), "w_min": w_min}

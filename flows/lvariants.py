@@ -17,7 +17,7 @@ def embed_and_cluster(warehouse: str, dataset: str, setting: str, run: RunConfig
         return None, []
     emb = embeddings.embed(warehouse, dataset, setting, core_embeddings.embedding_config(dataset, clusters.embedding_config))
     embedding_run = emb["embedding_run"]
-    embeddings.cluster(warehouse, embedding_run, dataset, sorted({1, 2, 3, 4, 5, clusters.n_clusters}), clusters.seed,
+    embeddings.cluster(warehouse, embedding_run, dataset, core_embeddings.cluster_counts(clusters), clusters.seed,
                         clusters.vectors)
     checks = []
     if checks_config.enabled:

@@ -15,7 +15,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from diffrec_core import nightly, sharding
 from diffrec_core.config import InferenceConfig, RunConfig
-from diffrec_core.models.registry import resolve_config, validate_params
+from diffrec_core.models import registry
 
 TRANSIENT = {"retries": 2, "retry_delay_seconds": 3}
 
@@ -29,9 +29,7 @@ def landing_files(landing: str, patterns: list[str]) -> list[str]:
 @task(name="resolve-run-config")
 def resolve_run(dataset: str, model: str, config_file: str | None) -> RunConfig:
     """The run config in ``config_file``, else the shipped one for (dataset, model), validated."""
-    run = resolve_config(dataset, model, config_file)
-    validate_params(run.model)
-    return run
+    return registry.resolve_run(dataset, model, config_file)
 
 
 @task(name="data-fingerprint", **TRANSIENT)

@@ -110,3 +110,12 @@ def test_authors_source_is_refused_in_the_pipeline():
     with pytest.raises(ValueError, match="pre-split data"):
         embeddings.clusters_for(bad)
     assert embeddings.clusters_for(RunConfig()) is None
+
+
+def test_an_l_variant_gets_the_sweeps_clusterings_and_its_own():
+    clusters = embeddings.clusters_for(LDIFF)
+    assert embeddings.cluster_counts(clusters) == [1, 2, 3, 4, 5]
+    eight = RunConfig.model_validate({**LDIFF.model_dump(mode="json"), "model": {
+        "name": "ldiffrec", "params": {**LDIFF.model.params, "clusters": {"source": "lightgcn", "n_clusters": 8, "seed": 4}}}})
+    assert embeddings.cluster_counts(embeddings.clusters_for(eight)) == [1, 2, 3, 4, 5, 8]
+    assert embeddings.clusters_for(GCN) is None

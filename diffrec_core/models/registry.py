@@ -136,3 +136,10 @@ def resolve_config(dataset: str, model: str, path=None) -> RunConfig:
                 run = RunConfig.from_file(found)
                 return run.model_copy(update={"model": run.model.model_copy(update={"name": model})})
     return RunConfig(model=ModelConfig(name=model))
+
+
+def resolve_run(dataset: str, model: str, path=None) -> RunConfig:
+    """``resolve_config`` with the model's own parameters validated (ValueError naming the first problem)."""
+    run = resolve_config(dataset, model, path)
+    validate_params(run.model)
+    return run
