@@ -1,12 +1,13 @@
 """Data-parallel training over several processes (one per GPU, or CPU processes), launched with torchrun.
 
 Every rank builds the same model from the same seed and walks the same batch order; each takes
-its share of every batch, and the gradients are averaged over all ranks weighted by the rows each
-took. For a loss that is a mean over the batch's rows (the autoencoders, DiffRec and its variants)
-one update equals the single-process update on the whole batch; for the BPR models (a mean over
-interactions) it is close to it. All ranks keep the same weights. Rank 0 alone evaluates (its
-validation score and clock decide stopping for all) and writes the warehouse and the checkpoint.
-In one process (no torchrun) every function here is the identity, and the loop is the plain one.
+its share of every batch, and the gradients are averaged over all ranks weighted by the terms each
+rank's loss averaged (``Recommender.loss_terms``: rows for the autoencoders and diffusion models,
+BPR triples for MF and LightGCN), so one update equals the single-process update on the whole batch
+(up to each rank's own noise, dropout and negative draws) and all ranks keep the same weights.
+Rank 0 alone evaluates (its validation score and clock decide stopping for all) and writes the
+warehouse and the checkpoint. In one process (no torchrun) every function here is the identity,
+and the loop is the plain one.
 """
 
 from __future__ import annotations
@@ -50,19 +51,21 @@ def share(rows):
     return rows[rank()::world_size()]
 
 
-def average_gradients(parameters: list[torch.nn.Parameter], local_rows: int, batch_rows: int) -> None:
-    """Replace each gradient with the row-weighted mean over ranks. A parameter no rank used keeps no
-    gradient (as in one process, so the optimizer skips it); one used elsewhere gets this rank's zeros."""
+def average_gradients(parameters: list[torch.nn.Parameter], terms: float) -> None:
+    """Replace each gradient with the mean over ranks weighted by ``terms`` (what this rank's loss
+    averaged over; 0 for a rank without rows). A parameter no rank used keeps no gradient (as in
+    one process, so the optimizer skips it); one used elsewhere gets this rank's zeros."""
     if world_size() == 1:
         return
-    used = torch.tensor([p.grad is not None for p in parameters], dtype=torch.float64)
-    dist.all_reduce(used)
-    for p, anywhere in zip(parameters, used.tolist()):
+    state = torch.tensor([float(p.grad is not None) for p in parameters] + [float(terms)], dtype=torch.float64)
+    dist.all_reduce(state)  # one call: which parameters any rank used, and the batch's terms
+    *used, total = state.tolist()
+    for p, anywhere in zip(parameters, used):
         if not anywhere:
             continue
         if p.grad is None:
             p.grad = torch.zeros_like(p)
-        p.grad.mul_(local_rows / batch_rows)
+        p.grad.mul_(terms / total)
         dist.all_reduce(p.grad)
 
 

@@ -137,13 +137,15 @@ def fit(
             whole = order[start : start + cfg.batch_size]
             rows = distributed.share(whole)
             optimizer.zero_grad(set_to_none=True)
+            terms = 0  # what this rank's loss averages over: the epoch's loss is the mean over all terms
             if len(rows):
                 batch = Batch(users=torch.from_numpy(rows).to(device), x=dense_rows(inputs, rows, device))
                 loss = model.loss(batch, generator)
                 loss.backward()
-                total += float(loss.detach()) * len(rows)
-                n += len(rows)
-            distributed.average_gradients(trainable, len(rows), len(whole))
+                terms = model.loss_terms(batch)
+                total += float(loss.detach()) * terms
+                n += terms
+            distributed.average_gradients(trainable, terms)
             optimizer.step()
             if ema is not None:
                 ema.update_parameters(model)

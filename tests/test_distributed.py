@@ -80,3 +80,50 @@ def test_diffrec_train_under_torchrun_records_one_run(tmp_path):
     with duckdb.connect(str(w), read_only=True) as con:
         (run_id, status), = con.execute("select run_id, status from model_runs").fetchall()
     assert status == "trained" and (tmp_path / "art" / run_id / "model.pt").is_file()
+
+
+# Each rank sets gradients by hand: a is used by both ranks, b only by rank 1, c by neither; the
+# ranks' losses averaged over 3 and 1 terms. Every rank writes what average_gradients left.
+AVERAGE = '''
+import json, sys
+import torch
+from diffrec_core import distributed
+
+distributed.init_from_env()
+r = distributed.rank()
+a, b, c = (torch.nn.Parameter(torch.zeros(2)) for _ in range(3))
+a.grad = torch.tensor([1.0, 2.0]) if r == 0 else torch.tensor([5.0, 10.0])
+if r == 1:
+    b.grad = torch.tensor([4.0, 8.0])
+distributed.average_gradients([a, b, c], 3 if r == 0 else 1)
+with open(f"{sys.argv[1]}.{r}.json", "w") as f:
+    json.dump([None if p.grad is None else p.grad.tolist() for p in (a, b, c)], f)
+'''
+
+
+def test_gradients_are_averaged_by_the_terms_each_rank_averaged(tmp_path):
+    script = tmp_path / "average.py"
+    script.write_text(AVERAGE)
+    done = subprocess.run([str(TORCHRUN), "--standalone", "--nproc-per-node=2", str(script), str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    expected = [[(3 * 1 + 5) / 4, (3 * 2 + 10) / 4], [1.0, 2.0], None]  # b: rank 1's 1/4 share of the terms
+    for r in (0, 1):
+        assert json.loads((tmp_path / f"out.{r}.json").read_text()) == expected
+
+
+def test_bpr_models_average_over_their_triples():
+    import torch
+
+    from diffrec_core.config import ModelConfig
+    from diffrec_core.models.base import Batch
+    from diffrec_core.models.mf import MF
+    from diffrec_core.models.registry import build_model
+
+    x = torch.tensor([[1.0, 0, 1, 1], [0, 1, 0, 0], [0, 0, 0, 0]])
+    batch = Batch(users=torch.arange(3), x=x)
+    rows, _, _ = MF.sample_triples(batch, torch.Generator().manual_seed(0))
+    for name in ("mf", "lightgcn"):
+        model = build_model(ModelConfig(name=name), 3, 4, seed=0)
+        assert model.loss_terms(batch) == len(rows) == 4, name
+    assert build_model(ModelConfig(name="multidae"), 3, 4, seed=0).loss_terms(batch) == 3

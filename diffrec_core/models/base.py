@@ -40,6 +40,11 @@ class Recommender(nn.Module):
         """Scalar training loss for the batch."""
         raise NotImplementedError
 
+    def loss_terms(self, batch: Batch) -> int:
+        """How many terms ``loss`` averages over for ``batch``: its rows by default. Data-parallel
+        training weights each rank's gradient by it, so the update is that of the whole batch."""
+        return int(batch.users.shape[0])
+
     def score(self, batch: Batch) -> torch.Tensor:
         """(B, n_items) preference scores; higher is better. Seen items are masked by the caller."""
         raise NotImplementedError

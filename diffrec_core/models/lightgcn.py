@@ -150,6 +150,8 @@ class LightGCN(Recommender):
         return out
 
     # ----- training and scoring ----------------------------------------------------------------
+    loss_terms = MF.loss_terms  # the same BPR triples
+
     def loss(self, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor:
         """BPR over one (u, i, j) triple per train interaction of the batch's users, + reg * L2 of E⁰."""
         rows, pos, neg = MF.sample_triples(batch, generator)

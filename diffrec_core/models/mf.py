@@ -49,6 +49,10 @@ class MF(Recommender):
         neg = torch.searchsorted(cum, k).clamp(max=x.shape[1] - 1)
         return rows, pos, neg[rows, within]
 
+    def loss_terms(self, batch: Batch) -> int:
+        """One BPR triple per train interaction of the batch's users."""
+        return int(torch.count_nonzero(batch.x))
+
     def loss(self, batch: Batch, generator: torch.Generator | None = None) -> torch.Tensor:
         rows, pos, neg = self.sample_triples(batch, generator)
         u = self.user_emb(batch.users[rows])
