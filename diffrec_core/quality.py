@@ -491,8 +491,7 @@ def gate_recommendations(warehouse_path: str | Path, run_id: str, k: int, config
     result = validate(warehouse_path, "recommendations", config=config, run_id=run_id, k=k, list="candidate")
     if not result.success:
         with warehouse.connect(warehouse_path) as con:
-            row = warehouse.run_sql(con, "outputs/get_model_run", run_id=run_id).fetchone()
-            if row is not None and warehouse.published_run(con, row[1]) != run_id:
+            if not warehouse.is_published(con, run_id):
                 warehouse.update_model_run(con, run_id, status="rejected")
         raise QualityError(result)
     return result

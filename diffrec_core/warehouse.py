@@ -323,6 +323,11 @@ def published_run(con: duckdb.DuckDBPyConnection, dataset: str) -> str | None:
     return scalar(con, "select run_id from published where dataset = $dataset", dataset=dataset)
 
 
+def is_published(con: duckdb.DuckDBPyConnection, run_id: str) -> bool:
+    """Whether ``run_id`` is the run published for its dataset."""
+    return bool(scalar(con, "select count(*) from published where run_id = $run_id", run_id=run_id))
+
+
 # ---------------------------------------------------------------- consumers
 
 
