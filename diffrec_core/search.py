@@ -115,12 +115,11 @@ def pending(trials: list[RunConfig], finished: dict[str, tuple[str, float]]) -> 
     return [t for t in trials if config_key(t) not in finished]
 
 
-def best_trial(trials: list[RunConfig], finished: dict[str, tuple[str, float]]) -> tuple[str, float]:
-    """(run_id, validation Recall@20) of the grid's best finished trial; selection on validation only."""
+def best_trial(trials: list[RunConfig], finished: dict[str, tuple[str, float]]) -> tuple[str, float] | None:
+    """(run_id, validation Recall@20) of the grid's best finished trial, None when none has finished;
+    selection on validation only."""
     scored = [finished[config_key(t)] for t in trials if config_key(t) in finished]
-    if not scored:
-        raise ValueError("no finished trial of this grid to select from")
-    return max(scored, key=lambda pair: pair[1])
+    return max(scored, key=lambda pair: pair[1]) if scored else None
 
 
 def sample_trials(trials: list[RunConfig], sample: int | None, seed: int) -> list[RunConfig]:

@@ -39,12 +39,11 @@ def hpo(params: HpoParams) -> HpoResult:
     runs = nightly.train.map(unmapped(w), unmapped(d), unmapped(s), todo, unmapped(params.artifacts_dir), unmapped(fingerprint))
     runs.wait()
     failed = [r for r in runs if r.state.is_failed()]
-    try:
-        best = search.select_best(params.grid, w, d, s, params.sample, params.seed, fingerprint)
-    except ValueError:
+    best = search.select_best(params.grid, w, d, s, params.sample, params.seed, fingerprint)
+    if best is None:  # no trial of the grid has trained: the first failure's error, if any
         if failed:
-            failed[0].result()  # no trial of the grid has trained: raise the first failure's error
-        raise
+            failed[0].result()
+        raise ValueError(f"{params.grid}: no finished trial of this grid to select from")
     metrics = model.evaluate(w, best)
     errors = [str(r.state.result(raise_on_failure=False)) for r in failed]
     return HpoResult(best_run_id=best, trials_run=len(todo) - len(failed), failures=errors, metrics=metrics)

@@ -25,6 +25,7 @@ def pending_trials(grid_path: str, warehouse_path: str, dataset: str, setting: s
 
 @task(name="select-best")
 def select_best(grid_path: str, warehouse_path: str, dataset: str, setting: str, sample: int | None, seed: int,
-                fingerprint: str) -> str:
-    """Run id of the grid's best finished trial on this train split, by validation Recall@20."""
-    return search.best_trial(*_trials(grid_path, warehouse_path, dataset, setting, sample, seed, fingerprint))[0]
+                fingerprint: str) -> str | None:
+    """Run id of the grid's best finished trial on this train split, by validation Recall@20; None when none has finished."""
+    best = search.best_trial(*_trials(grid_path, warehouse_path, dataset, setting, sample, seed, fingerprint))
+    return best[0] if best else None

@@ -138,8 +138,9 @@ def test_search_selects_among_the_trials_that_trained_and_reports_the_others(har
     assert (again.best_run_id, again.trials_run, again.failures) == (result.best_run_id, 0, ["disk full"])
     fresh = HpoParams(warehouse=tiny_warehouse(tmp_path / "fresh.duckdb"), artifacts_dir=str(tmp_path / "art"),
                       dataset="tiny", grid=str(grid))
-    with pytest.raises(RuntimeError, match="disk full"):  # no trial of the grid trained: their error, not a missing best run
+    with pytest.raises(RuntimeError, match="disk full") as raised:  # no trial of the grid trained: their error, not a missing best run
         hpo(fresh)
+    assert "no finished trial" not in repr(raised.value.__context__)  # raised as itself, not inside another error
 
 
 def test_search_reruns_its_trials_when_the_train_split_changes(harness, tmp_path):
