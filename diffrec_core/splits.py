@@ -116,6 +116,7 @@ class StageReport:
     n_items: int
     n_interactions: int
     n_raw: int
+    splits_dropped: tuple[str, ...] = ()  # settings whose rows restaging made stale (ids moved)
 
     @property
     def duplicates_dropped(self) -> int:
@@ -145,9 +146,13 @@ def stage(con: duckdb.DuckDBPyConnection, dataset: str) -> StageReport:
 
     Duplicates keep the user's latest interaction with an item (ties: later batch, then
     later line). Ids are dense from 0; integer-like keys sort numerically. One transaction.
+    Split rows hold these ids: when new keys move any existing key to another id, every split
+    of the dataset is dropped (``StageReport.splits_dropped``) rather than left pointing at
+    other users and items; split them again.
     Raises ``ValueError`` if the dataset has no raw interactions.
     """
     with transaction(con):
+        run_sql(con, "staging/ids_before", dataset=dataset)
         for table in _STAGED_TABLES:
             delete_where(con, table, dataset=dataset)
         run_sql(con, "staging/users", dataset=dataset)
@@ -156,7 +161,13 @@ def stage(con: duckdb.DuckDBPyConnection, dataset: str) -> StageReport:
         n_users, n_items, n_interactions, n_raw = run_sql(con, "staging/counts", dataset=dataset).fetchall()[0]
         if n_raw == 0:
             raise ValueError(f"dataset {dataset!r} has no raw interactions; ingest a file first")
-    return StageReport(dataset, int(n_users), int(n_items), int(n_interactions), int(n_raw))
+        dropped: tuple[str, ...] = ()
+        if run_sql(con, "staging/moved_keys", dataset=dataset).fetchone()[0]:
+            dropped = tuple(row[0] for row in run_sql(con, "splits/settings", dataset=dataset).fetchall())
+            for table in ("split_interactions", "split_reports"):
+                delete_where(con, table, dataset=dataset)
+        run_sql(con, "staging/drop_ids_before")
+    return StageReport(dataset, int(n_users), int(n_items), int(n_interactions), int(n_raw), dropped)
 
 
 def make_split(con: duckdb.DuckDBPyConnection, dataset: str, config: SplitConfig | None = None) -> SplitReport:

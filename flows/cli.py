@@ -168,9 +168,12 @@ def split(
     name = dataset_name(dataset, None)
     config = _split_config(setting, noise_ratio, method, min_rating)
     with wh.connect(warehouse, create=False) as con:
-        splits.stage(con, name)
+        staged = splits.stage(con, name)
         report = splits.make_split(con, name, config)
     typer.echo(_split_line(report))
+    if stale := [s for s in staged.splits_dropped if s != report.setting]:
+        typer.echo(f"note: the new data moved dataset {name!r}'s ids, so its other splits were dropped: "
+                   f"{', '.join(stale)}; split them again")
 
 
 def _split_config(setting: str, noise_ratio: float | None, method: str, min_rating: float = 4.0):

@@ -27,10 +27,11 @@ def ingest_builtin(warehouse_path: str, dataset: str, config: SyntheticConfig) -
 
 
 @task(name="stage")
-def stage(warehouse_path: str, dataset: str) -> None:
-    """Dense ids and deduplicated interactions for the dataset."""
+def stage(warehouse_path: str, dataset: str) -> dict:
+    """Dense ids and deduplicated interactions for the dataset; returns the staging report
+    (``splits_dropped``: the settings whose rows moved ids made stale)."""
     with warehouse.connect(warehouse_path) as con:
-        splits.stage(con, dataset)
+        return _plain(splits.stage(con, dataset))
 
 
 @task(name="split")

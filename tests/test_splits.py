@@ -61,6 +61,37 @@ def test_dense_ids_round_trip_and_numeric_key_order(con):
     assert con.execute("select count(*) from users").fetchall() == [(3,)]
 
 
+def test_restaging_that_moves_ids_drops_every_split_of_the_dataset(con):
+    """Split rows hold dense ids: a restage that gives a known key another id must not leave them pointing at
+    other users and items. Keys that only sort after the known ones move nothing, and the splits stay."""
+    rows = [(f"u{u}", str(i), 5, u + i) for u in range(1, 9) for i in range(3, 9)]
+    ingest_frame(con, frame(rows), "d", "first")
+    ingest_frame(con, frame([("u1", "3", 5, 0)]), "other", "first")
+    stage(con, "d")
+    stage(con, "other")
+    for setting in ("clean", "temporal"):
+        make_split(con, "d", SplitConfig(setting=setting, min_rating=None))
+    make_split(con, "other", SplitConfig(min_rating=None))
+
+    def split_pairs():
+        return con.execute(
+            "select s.setting, u.user_key, i.item_key from split_interactions s join users u using (dataset, user_id) "
+            "join items i using (dataset, item_id) where s.dataset = 'd' order by all").fetchall()
+
+    pairs = split_pairs()
+    ingest_frame(con, frame([("u9", "9", 5, 40)]), "d", "appended")  # sorts after every known key: no id moves
+    report = stage(con, "d")
+    assert report.splits_dropped == () and split_pairs() == pairs
+
+    ingest_frame(con, frame([("u1", "1", 5, 41)]), "d", "moving")  # item "1" sorts first: every item id moves
+    report = stage(con, "d")
+    assert report.splits_dropped == ("clean", "temporal")
+    assert con.execute("select count(*) from split_interactions where dataset = 'd'").fetchone() == (0,)
+    assert con.execute("select count(*) from split_reports where dataset = 'd'").fetchone() == (0,)
+    assert con.execute("select count(*) from split_interactions where dataset = 'other'").fetchone()[0] > 0
+    assert con.execute("select count(*) from duckdb_tables() where table_name = 'staged_ids_before'").fetchone() == (0,)
+
+
 def test_dedupe_keeps_the_latest_interaction(con):
     ingest_frame(con, frame([("u", "i", 5, 3), ("u", "i", 1, 1), ("u", "j", 2, 0)]), "d", "first")
     ingest_frame(con, frame([("u", "j", 4, 0), ("u", "i", 3, 2)]), "d", "second")  # j: same ts, later batch
