@@ -59,7 +59,7 @@ def cli_errors(fn):
             return fn(*args, **kwargs)
         except typer.Exit:
             raise
-        except (ValueError, FileNotFoundError, PermissionError, duckdb.Error) as exc:
+        except (ValueError, OSError, duckdb.Error) as exc:  # OSError: missing, unwritable, a file where a folder goes, …
             from pydantic import ValidationError
 
             from diffrec_core.config import _first_error

@@ -414,6 +414,11 @@ def test_cli_quality_report(db, tmp_path):
     assert "not run: recommendations" in result.output  # nothing published in this warehouse
     missing = CliRunner().invoke(app, ["quality", "report", "--warehouse", str(tmp_path / "none.duckdb")])
     assert missing.exit_code == 1 and "no such warehouse" in missing.output
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    blocked = CliRunner().invoke(app, ["quality", "report", "--warehouse", str(db), "--out", str(a_file)])
+    assert blocked.exit_code == 1 and blocked.output.startswith("error: ") and "a-file" in blocked.output
+    assert len(blocked.output.strip().splitlines()) == 1, blocked.output
 
 
 # ----------------------------------------------------------------------------- the pipeline's gates
