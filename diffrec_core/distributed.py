@@ -12,6 +12,7 @@ and the loop is the plain one.
 
 from __future__ import annotations
 
+import atexit
 import os
 from datetime import timedelta
 
@@ -31,6 +32,12 @@ def init_from_env() -> None:
         dist.init_process_group("cpu:gloo,cuda:nccl", timeout=timedelta(hours=1))
     else:
         dist.init_process_group("gloo", timeout=timedelta(hours=1))
+    atexit.register(_leave)  # gloo's threads stopped before the interpreter exits (else a rank can abort at exit)
+
+
+def _leave() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def rank() -> int:
