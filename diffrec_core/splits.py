@@ -24,7 +24,14 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, field_validato
 
 from diffrec_core.warehouse import delete_where, run_sql, transaction
 
-_STAGED_TABLES = ("interactions", "users", "items")
+STAGED_TABLES = ("interactions", "users", "items")
+
+
+def drop_splits(con: duckdb.DuckDBPyConnection, dataset: str, setting: str | None = None) -> None:
+    """Delete the rows and report of split ``setting`` of ``dataset`` (every setting when None)."""
+    keys = {"dataset": dataset} if setting is None else {"dataset": dataset, "setting": setting}
+    for table in ("split_interactions", "split_reports"):
+        delete_where(con, table, **keys)
 
 
 class SplitConfig(BaseModel):
@@ -153,7 +160,7 @@ def stage(con: duckdb.DuckDBPyConnection, dataset: str) -> StageReport:
     """
     with transaction(con):
         run_sql(con, "staging/ids_before", dataset=dataset)
-        for table in _STAGED_TABLES:
+        for table in STAGED_TABLES:
             delete_where(con, table, dataset=dataset)
         run_sql(con, "staging/users", dataset=dataset)
         run_sql(con, "staging/items", dataset=dataset)
@@ -164,8 +171,7 @@ def stage(con: duckdb.DuckDBPyConnection, dataset: str) -> StageReport:
         dropped: tuple[str, ...] = ()
         if run_sql(con, "staging/moved_keys", dataset=dataset).fetchone()[0]:
             dropped = tuple(row[0] for row in run_sql(con, "splits/settings", dataset=dataset).fetchall())
-            for table in ("split_interactions", "split_reports"):
-                delete_where(con, table, dataset=dataset)
+            drop_splits(con, dataset)
         run_sql(con, "staging/drop_ids_before")
     return StageReport(dataset, int(n_users), int(n_items), int(n_interactions), int(n_raw), dropped)
 
@@ -181,8 +187,7 @@ def make_split(con: duckdb.DuckDBPyConnection, dataset: str, config: SplitConfig
     config = config or SplitConfig()
     train_ratio, valid_ratio, _ = config.ratios
     with transaction(con):
-        for table in ("split_interactions", "split_reports"):
-            delete_where(con, table, dataset=dataset, setting=config.setting)
+        drop_splits(con, dataset, config.setting)
         if config.noise == "natural":
             n_interactions, n_rated = run_sql(con, "splits/rating_counts", dataset=dataset).fetchall()[0]
             if n_interactions and not n_rated:

@@ -19,6 +19,7 @@ import pandas as pd
 
 from diffrec_core.ingest.loader import IngestResult, file_sha256, find_batch
 from diffrec_core.interactions import NPY_SPLIT_FILES, load_npy_splits
+from diffrec_core.splits import STAGED_TABLES, drop_splits
 from diffrec_core.warehouse import delete_where, run_sql, transaction
 
 ORIGIN = np.datetime64("2000-01-01T00:00:00", "s")
@@ -60,10 +61,9 @@ def ingest_presplit(con: duckdb.DuckDBPyConnection, directory: str | Path, datas
         try:
             batch_id = run_sql(con, "raw/insert_presplit_batch", dataset=dataset, source=str(directory), sha256=sha256,
                                rows=len(rows), started_at=started).fetchone()[0]
-            for table in ("users", "items", "interactions"):  # the dataset is restaged whole
+            for table in STAGED_TABLES:  # the dataset is restaged whole
                 delete_where(con, table, dataset=dataset)
-            for table in ("split_interactions", "split_reports"):
-                delete_where(con, table, dataset=dataset, setting=setting)
+            drop_splits(con, dataset, setting)
             run_sql(con, "staging/import_presplit_users", dataset=dataset, n_users=data.n_users)
             run_sql(con, "staging/import_presplit_items", dataset=dataset, n_items=data.n_items)
             run_sql(con, "staging/import_presplit_interactions", dataset=dataset)
