@@ -7,14 +7,21 @@ rebuilds from its own files.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
 
 
+FROZEN = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+"""Every configuration model: immutable, unknown keys refused, and no NaN or infinite float."""
+
+Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]
+"""A random seed: every random step takes one (numpy, torch and FAISS all accept this range)."""
+
+
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = FROZEN
 
 
 class DiffusionConfig(_Frozen):
@@ -72,7 +79,7 @@ class TrainingConfig(_Frozen):
     lr_decay: float = Field(0.5, gt=0.0, lt=1.0, description="factor for the plateau schedule")
     lr_patience: PositiveInt = Field(5, description="evaluations without improvement before the plateau schedule decays")
     min_lr: NonNegativeFloat = 1e-5
-    seed: int = 2023
+    seed: Seed = 2023
     device: Literal["auto", "cpu", "cuda"] = "auto"
     eval_batch_size: PositiveInt = 2048
     threads: int = Field(0, ge=0, description="torch CPU threads; 0 keeps torch's default")

@@ -23,21 +23,34 @@ def mask_seen(scores: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
     return scores.masked_fill(seen != 0, float("-inf"))
 
 
+def check_scores(scores: torch.Tensor) -> torch.Tensor:
+    """``scores`` unchanged; ``ValueError`` when any is NaN or infinite (a diverged model: top-k would rank those first)."""
+    bad = ~torch.isfinite(scores)
+    if bad.any():
+        users = int(bad.any(dim=1).sum())
+        raise ValueError(f"the model scored NaN or infinity for {users} of {scores.shape[0]} users: its weights are not "
+                         "finite (training diverged); retrain it, e.g. with a lower training.lr")
+    return scores
+
+
 def ranking_metrics(topk: torch.Tensor, relevant: torch.Tensor, ks: Sequence[int] = KS) -> dict[str, torch.Tensor]:
     """Per-user Recall@K and NDCG@K.
 
     Args:
-        topk: (B, K_max) item indices ranked best first.
+        topk: (B, K_max) item indices ranked best first; only min(K_max, n) with fewer than K_max items
+            (a list cannot be longer than the catalogue).
         relevant: (B, n) held-out indicator (nonzero = relevant).
     Returns:
         {"recall@k": (B,), "ndcg@k": (B,)} for each k; users without held-out items get NaN.
     """
     kmax = max(ks)
-    if topk.shape[1] < kmax:
-        raise ValueError(f"topk has {topk.shape[1]} columns, need {kmax}")
+    if topk.shape[1] < min(kmax, relevant.shape[1]):
+        raise ValueError(f"topk has {topk.shape[1]} columns, need {min(kmax, relevant.shape[1])}")
     rel = (relevant != 0)
     n_rel = rel.sum(dim=1).to(torch.float64)
     hits = rel.gather(1, topk[:, :kmax]).to(torch.float64)
+    if hits.shape[1] < kmax:  # fewer items than K: the positions past the catalogue hold no hit
+        hits = torch.nn.functional.pad(hits, (0, kmax - hits.shape[1]))
     discounts = 1.0 / torch.log2(torch.arange(kmax, device=topk.device, dtype=torch.float64) + 2.0)
     ideal = torch.cumsum(discounts, 0)
     out: dict[str, torch.Tensor] = {}
@@ -88,7 +101,7 @@ def evaluate(
     kmax = max(ks)
     for start in range(0, len(any_user), batch_size):
         rows = any_user[start : start + batch_size]
-        scores = scorer(rows)
+        scores = check_scores(scorer(rows))
         for name, target in targets.items():
             keep = users_with[name][rows]
             if not keep.any():
@@ -96,7 +109,7 @@ def evaluate(
             sub_rows = rows[keep]
             keep_t = torch.from_numpy(keep).to(scores.device)
             masked = mask_seen(scores[keep_t], dense_rows(target.mask, sub_rows, scores.device))
-            topk = torch.topk(masked, kmax, dim=1).indices
+            topk = torch.topk(masked, min(kmax, masked.shape[1]), dim=1).indices
             metrics = ranking_metrics(topk, dense_rows(target.heldout, sub_rows, scores.device), ks)
             for m, v in metrics.items():
                 sums[name][m] += float(v.sum())

@@ -34,9 +34,10 @@ from typing import Any
 
 import duckdb
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, model_validator
+from pydantic import BaseModel, Field, NonNegativeFloat, model_validator
 
 from diffrec_core import warehouse
+from diffrec_core.config import FROZEN
 
 SUITES = ("raw_interactions", "split_interactions", "item_embeddings", "item_clusters", "recommendations")
 SCOPE_KEYS = {
@@ -62,7 +63,7 @@ _RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": EXAMPL
 class QualityConfig(BaseModel):
     """Thresholds of the quality gates; ``enabled=False`` runs the pipeline without them."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = FROZEN
 
     enabled: bool = Field(True, description="run the gates in the pipeline")
     rating_range: tuple[float, float] = Field(

@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from diffrec_core.evaluation import dense_rows, mask_seen
+from diffrec_core.evaluation import check_scores, dense_rows, mask_seen
 
 if TYPE_CHECKING:
     from diffrec_core.runs import RunInfo
@@ -37,6 +37,7 @@ def top_k(
     Returns:
         arrays user (int64), item (int64), rank (1..k), score (float32), one row per recommendation.
         A user with fewer than k unseen items gets only those.
+    Raises ``ValueError`` when the model scores NaN or infinity (``evaluation.check_scores``).
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
@@ -48,7 +49,7 @@ def top_k(
         x = dense_rows(history, rows, device)
         mask = x if seen is None else dense_rows(seen, rows, device)
         raw = scorer(x, torch.from_numpy(rows).to(x.device)) if pass_users else scorer(x)
-        scores = mask_seen(raw.float(), mask)
+        scores = mask_seen(check_scores(raw.float()), mask)
         vals, idx = torch.topk(scores, kk, dim=1)
         vals, idx = vals.cpu().numpy(), idx.cpu().numpy()
         valid = np.isfinite(vals)

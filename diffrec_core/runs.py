@@ -127,13 +127,16 @@ def _peak_memory() -> dict[str, float]:
 
 
 def evaluate_run(warehouse_path: str | Path, run_id: str, device: str = "auto") -> dict[str, dict[str, float]]:
-    """Validation and test metrics of a trained run (paper protocol), stored in its ``metrics``."""
+    """Validation and test metrics of a trained run (paper protocol), stored in its ``metrics``.
+
+    A ``trained`` run becomes ``evaluated``; a ``published`` or ``rejected`` one keeps its status.
+    """
     with warehouse.connect(warehouse_path, read_only=True) as con:
         info = get_run(con, run_id)
         data = interactions.load_split(con, info.dataset, info.setting)
     results = evaluate_checkpoint(info, data, ("valid", "test"), device)
     with warehouse.connect(warehouse_path) as con:
-        warehouse.update_model_run(con, run_id, status="evaluated", metrics={**info.metrics, **results})
+        warehouse.mark_evaluated(con, run_id, {**info.metrics, **results})
     return results
 
 
@@ -194,4 +197,3 @@ def publish_run(warehouse_path: str | Path, run_id: str) -> None:
         if warehouse.run_sql(con, "outputs/count_recommendations", run_id=run_id, dataset=info.dataset).fetchone()[0] == 0:
             raise ValueError(f"model run {run_id!r} has no recommendations to publish")
         warehouse.publish(con, info.dataset, run_id)
-        warehouse.update_model_run(con, run_id, status="published")

@@ -20,8 +20,9 @@ from typing import Literal
 import duckdb
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, field_validator, model_validator
+from pydantic import BaseModel, Field, PositiveFloat, field_validator, model_validator
 
+from diffrec_core.config import FROZEN, Seed
 from diffrec_core.warehouse import delete_where, run_sql, transaction
 
 STAGED_TABLES = ("interactions", "users", "items")
@@ -37,7 +38,7 @@ def drop_splits(con: duckdb.DuckDBPyConnection, dataset: str, setting: str | Non
 class SplitConfig(BaseModel):
     """How to split a staged dataset into train/valid/test."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = FROZEN
 
     setting: str = Field(
         default="clean",
@@ -66,7 +67,7 @@ class SplitConfig(BaseModel):
         description="random: each user's train and valid receive round(ratio x their clean count) items; "
         "natural: at most that many low-rated interactions, so train+valid stays within (1 + ratio) of clean.",
     )
-    seed: int = Field(default=2023, description="seed of the noise draws")
+    seed: Seed = Field(default=2023, description="seed of the noise draws")
 
     @field_validator("ratios")
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import random
 import statistics
 import time
@@ -150,6 +151,9 @@ def fit(
             if ema is not None:
                 ema.update_parameters(model)
         total, n = distributed.sum_floats([total, n], device)
+        if not math.isfinite(total):  # every rank sees the same sum, so all stop together
+            raise ValueError(f"training diverged: the loss is {total} at epoch {epoch} (training.lr {cfg.lr:g}); "
+                             "retrain with a lower learning rate")
         model.on_epoch_end(epoch)
         epoch_times.append(time.perf_counter() - t0)
         record: dict[str, Any] = {"epoch": epoch, "loss": total / max(n, 1), "lr": optimizer.param_groups[0]["lr"]}

@@ -303,11 +303,22 @@ def _store_pending(con: duckdb.DuckDBPyConnection, run_id: str, dataset: str) ->
     delete_where(con, "recommendations_pending", run_id=run_id, dataset=dataset)
 
 
+def mark_evaluated(con: duckdb.DuckDBPyConnection, run_id: str, metrics: Mapping[str, Any]) -> None:
+    """Store an evaluation's ``metrics``; a ``trained`` run becomes ``evaluated``, any other status stays.
+
+    Raises ``KeyError`` if no run has this ``run_id``.
+    """
+    if not scalar(con, "select count(*) from model_runs where run_id = $run_id", run_id=run_id):
+        raise KeyError(f"no model run with run_id {run_id!r}")
+    run_sql(con, "outputs/mark_evaluated", run_id=run_id, metrics=_json_or_none(metrics))
+
+
 def publish(con: duckdb.DuckDBPyConnection, dataset: str, run_id: str) -> None:
     """Make ``run_id`` the run that ``latest_recommendations`` shows for ``dataset``, with its pending list if it has one.
 
-    One transaction: readers see the previous list until it commits. Raises
-    ``ValueError`` (and changes nothing) if the run has no recommendations for the dataset.
+    One transaction: readers see the previous list until it commits. The run's ``model_runs`` status
+    becomes ``published``, and the run published before goes back to ``evaluated`` (or ``trained``).
+    Raises ``ValueError`` (and changes nothing) if the run has no recommendations for the dataset.
     """
     with transaction(con):
         count = run_sql(con, "outputs/count_recommendations", run_id=run_id, dataset=dataset).fetchall()[0][0]
@@ -316,6 +327,7 @@ def publish(con: duckdb.DuckDBPyConnection, dataset: str, run_id: str) -> None:
         if run_sql(con, "outputs/count_pending_recommendations", run_id=run_id, dataset=dataset).fetchall()[0][0]:
             _store_pending(con, run_id, dataset)
         run_sql(con, "outputs/publish", run_id=run_id, dataset=dataset)
+        run_sql(con, "outputs/publish_status", run_id=run_id, dataset=dataset)
 
 
 def published_run(con: duckdb.DuckDBPyConnection, dataset: str) -> str | None:

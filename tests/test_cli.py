@@ -90,6 +90,7 @@ def test_failed_first_commands_leave_no_warehouse(tmp_path):
     (["split", "--method", "bogus"], "method: Input should be 'global' or 'per_user' (got 'bogus')"),
     (["train", "--epochs", "0"], "training.epochs: Input should be greater than 0 (got 0)"),
     (["train", "--device", "tpu"], "training.device: Input should be 'auto', 'cpu' or 'cuda' (got 'tpu')"),
+    (["train", "--seed", "-1"], "training.seed: Input should be greater than or equal to 0 (got -1)"),
 ])
 def test_bad_option_values_name_the_field_and_value(tmp_path, args, expected):
     w = tmp_path / "w.duckdb"
@@ -148,6 +149,26 @@ def test_missing_input_and_bad_config(tmp_path):
     assert r.exit_code == 1 and "noise_min must be < noise_max" in r.output, r.output
     r = invoke("evaluate", "--warehouse", tmp_path / "missing.duckdb")
     assert r.exit_code == 1 and "missing.duckdb" in r.output
+    cfg.write_text("model: {name: diffrec}\ntraining: {lr: .inf}\n")
+    r = invoke("train", "--config", cfg, "--warehouse", tmp_path / "w.duckdb")
+    assert r.exit_code == 1 and "training.lr: Input should be a finite number (got inf)" in r.output, r.output
+
+
+def test_a_catalogue_smaller_than_k_trains_evaluates_and_recommends(tmp_path, fast_config):
+    w = tmp_path / "w.duckdb"
+    assert invoke("ingest", "--users", "40", "--items", "12", "--interactions", "200", "--seed", "3", "--warehouse", w).exit_code == 0
+    assert invoke("split", "--warehouse", w).exit_code == 0
+    r = invoke("train", "--config", fast_config, "--warehouse", w, "--artifacts", tmp_path / "art")
+    assert r.exit_code == 0 and "valid Recall@20" in r.output, r.output
+    r = invoke("evaluate", "--warehouse", w)
+    assert r.exit_code == 0 and "test Recall@20" in r.output, r.output
+    r = invoke("recommend", "--warehouse", w)
+    assert r.exit_code == 0, r.output
+    with duckdb.connect(str(w), read_only=True) as con:
+        per_user = con.execute("select max(n), count(*) from (select user_key, count(*) as n from latest_recommendations group by 1)").fetchone()
+        seen = con.execute("select count(*) from latest_recommendations r join raw_interactions h "
+                           "on h.user_key = r.user_key and h.item_key = r.item_key").fetchone()[0]
+    assert per_user[0] < 12 and per_user[1] > 0 and seen == 0  # every unseen item, never a seen one
 
 
 def test_help_on_every_command():

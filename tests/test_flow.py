@@ -49,6 +49,8 @@ def test_pipeline_publishes_and_switches_atomically(harness, tmp_path):
     with duckdb.connect(params.warehouse, read_only=True) as con:
         runs = {r[0] for r in con.execute("select distinct run_id from latest_recommendations").fetchall()}
         assert runs == {second.run_id}
+        statuses = dict(con.execute("select run_id, status from model_runs").fetchall())
+        assert statuses == {first.run_id: "evaluated", second.run_id: "published"}  # one published run per dataset
         # re-running the flow did not ingest the same data twice
         assert con.execute("select count(*) from ingest_batches").fetchone()[0] == 1
 

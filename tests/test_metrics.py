@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from diffrec_core.evaluation import Target, evaluate, mask_seen, ranking_metrics
+from diffrec_core.evaluation import Target, check_scores, evaluate, mask_seen, ranking_metrics
 
 
 def test_metrics_by_hand():
@@ -69,3 +69,41 @@ def test_evaluate_masks_and_averages_over_users_with_heldout():
     assert res["users"] == 2
     assert res["recall@1"] == pytest.approx(0.5)
     assert res["recall@2"] == pytest.approx(0.5)
+
+
+def test_a_catalogue_smaller_than_k_ranks_all_its_items():
+    # 2 users, 3 items, K up to 20: the list is the whole catalogue; positions past it hold no hit
+    train = sp.csr_matrix(np.array([[1, 0, 0], [0, 0, 0]], dtype=np.float32))
+    heldout = sp.csr_matrix(np.array([[0, 1, 1], [1, 0, 0]], dtype=np.float32))
+    scorer = lambda rows: torch.tensor([[3.0, 2.0, 1.0]]).repeat(len(rows), 1)  # noqa: E731
+    res = evaluate(scorer, {"valid": Target(heldout, train)}, 2, ks=(1, 20))["valid"]
+    assert res["recall@20"] == pytest.approx(1.0) and res["ndcg@20"] == pytest.approx(1.0)
+    assert res["recall@1"] == pytest.approx((0.5 + 1.0) / 2)
+    m = ranking_metrics(torch.tensor([[1, 0]]), torch.tensor([[1.0, 0.0]]), ks=(1, 20))  # the hit at rank 2
+    assert m["recall@20"].item() == pytest.approx(1.0) and m["ndcg@20"].item() == pytest.approx(1 / math.log2(3))
+    with pytest.raises(ValueError, match="topk has 1 columns, need 2"):
+        ranking_metrics(torch.tensor([[0]]), torch.tensor([[1.0, 0.0]]), ks=(20,))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_scores_are_refused_not_ranked(bad):
+    heldout = sp.csr_matrix(np.eye(3, dtype=np.float32))
+    train = sp.csr_matrix((3, 3), dtype=np.float32)
+
+    def scorer(rows):
+        scores = torch.ones(len(rows), 3)
+        scores[0, 1] = bad  # one user's score for one item
+        return scores
+
+    with pytest.raises(ValueError, match="NaN or infinity for 1 of 3 users"):
+        evaluate(scorer, {"valid": Target(heldout, train)}, 3, ks=(1,))
+    assert torch.equal(check_scores(torch.ones(2, 2)), torch.ones(2, 2))
+
+
+def test_batch_inference_refuses_non_finite_scores_instead_of_writing_fewer_rows():
+    from diffrec_core.recommend import top_k
+
+    history = sp.csr_matrix(np.array([[1, 0, 0, 0], [0, 1, 0, 0]], dtype=np.float32))
+    assert len(top_k(lambda x: torch.ones_like(x), history, 2)["item"]) == 4
+    with pytest.raises(ValueError, match="NaN or infinity for 2 of 2 users"):
+        top_k(lambda x: torch.full_like(x, float("nan")), history, 2)

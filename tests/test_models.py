@@ -134,3 +134,12 @@ def test_bfloat16_evaluation_stays_close_to_float32(checker):
     low = evaluate_model(model, train, {"v": Target(heldout, train)}, cfg.model_copy(update={"eval_precision": "bfloat16"}), torch.device("cpu"))["v"]
     assert full["recall@20"] > 0.9
     assert abs(full["recall@20"] - low["recall@20"]) < 0.05 and abs(full["ndcg@20"] - low["ndcg@20"]) < 0.05
+
+
+def test_a_diverged_training_stops_with_the_epoch_and_learning_rate(checker, monkeypatch):
+    train, withheld = checker
+    model = build_model(ModelConfig(name="multidae"), *train.shape, seed=1)
+    monkeypatch.setattr(model, "loss", lambda batch, generator: model.__class__.loss(model, batch, generator) * float("nan"))
+    heldout = sp.csr_matrix((np.ones(train.shape[0], dtype=np.float32), (np.arange(train.shape[0]), withheld)), shape=train.shape)
+    with pytest.raises(ValueError, match=r"training diverged: the loss is nan at epoch 1 \(training.lr 0.003\)"):
+        fit(model, train, Target(heldout, train), TrainingConfig(epochs=3, batch_size=25, lr=3e-3), device=torch.device("cpu"))

@@ -342,7 +342,7 @@ def test_a_refresh_of_the_published_run_is_gated_before_consumers_see_it(db):
         assert con.execute("select user_key, item_key, rank from latest_recommendations order by 1, 3").fetchall() == good
         assert con.execute("select count(*) from latest_recommendations where isinf(score)").fetchone()[0] == 0
         # the run keeps serving (not rejected, so the default model stays it) and the refresh stays pending
-        assert con.execute("select status from model_runs where run_id = ?", [RUN]).fetchone()[0] == "evaluated"
+        assert con.execute("select status from model_runs where run_id = ?", [RUN]).fetchone()[0] == "published"
         assert con.execute("select count(*) from recommendations_pending").fetchone()[0] == len(bad)
     # the served list is what a report checks; the failed refresh is what the gate checks
     assert quality.validate(db, "recommendations", run_id=RUN, k=K, list="served").success

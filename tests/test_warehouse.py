@@ -204,3 +204,30 @@ def test_publish_switches_the_view_atomically(tmp_path):
             publish(con, "d", "r3")
         assert visible() == {"r2"}
         assert published_run(con, "other") is None
+
+
+def test_publish_moves_the_published_status_and_an_evaluation_keeps_a_decision(tmp_path):
+    with connect(tmp_path / "w.duckdb") as con:
+        def status(run_id):
+            return con.execute("select status from model_runs where run_id = ?", [run_id]).fetchone()[0]
+
+        for run_id, state, metrics in (("r1", "evaluated", {"test": {"recall@20": 0.1}}), ("r2", "trained", {}),
+                                       ("r3", "rejected", {}), ("r4", "trained", {})):
+            record_model_run(con, run_id=run_id, dataset="d", setting="clean", model="m", config={}, metrics=metrics, status=state)
+            write_recommendations(con, run_id, "d", recs(run_id))
+        record_model_run(con, run_id="o1", dataset="other", setting="clean", model="m", config={}, status="published")
+        publish(con, "d", "r1")
+        assert status("r1") == "published"
+        publish(con, "d", "r2")
+        assert (status("r1"), status("r2")) == ("evaluated", "published")  # the run published before has test metrics
+        publish(con, "d", "r4")
+        assert (status("r2"), status("r4")) == ("trained", "published")  # and this one has none
+        assert status("o1") == "published"  # another dataset's run is not touched
+
+        warehouse.mark_evaluated(con, "r4", {"test": {"recall@20": 0.2}})
+        warehouse.mark_evaluated(con, "r3", {"test": {"recall@20": 0.3}})
+        warehouse.mark_evaluated(con, "r2", {"test": {"recall@20": 0.4}})
+        assert (status("r4"), status("r3"), status("r2")) == ("published", "rejected", "evaluated")
+        assert con.execute("select metrics->>'$.test.recall@20' from model_runs where run_id = 'r3'").fetchone()[0] == "0.3"
+        with pytest.raises(KeyError, match="nope"):
+            warehouse.mark_evaluated(con, "nope", {})

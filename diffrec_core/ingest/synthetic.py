@@ -27,8 +27,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveInt, model_validator
+from pydantic import BaseModel, Field, NonNegativeFloat, PositiveInt, model_validator
 
+from diffrec_core.config import FROZEN, Seed
 from diffrec_core.ingest.loader import IngestResult, find_batch, ingest_frame
 
 # Cut points on the standardised rating score for ratings 1|2, 2|3, 3|4, 4|5
@@ -41,14 +42,14 @@ _AFFINITY_MEAN, _AFFINITY_STD = 0.22, 0.27
 class SyntheticConfig(BaseModel):
     """Size and structure of a synthetic interaction log."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = FROZEN
 
     n_users: PositiveInt = Field(default=3_000, description="Number of users (all appear in the output).")
     n_items: PositiveInt = Field(default=1_500, description="Number of items in the catalogue.")
     n_interactions: PositiveInt = Field(
         default=150_000, description="Target number of rows; the output has about this many (each user-item once)."
     )
-    seed: int = Field(default=0, description="Seed of every random draw.")
+    seed: Seed = Field(default=0, description="Seed of every random draw.")
     n_factors: PositiveInt = Field(default=16, description="Dimension d of user tastes and item vectors.")
     n_genres: PositiveInt | None = Field(
         default=None, description="Number of item genres; default n_items // 50 clipped to [8, 64]."

@@ -30,7 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from diffrec_core import clustering
-from diffrec_core.config import DenoiserConfig, DiffusionConfig, _Frozen
+from diffrec_core.config import DenoiserConfig, DiffusionConfig, Seed, _Frozen
 from diffrec_core.diffusion.resample import make_sampler
 from diffrec_core.models.base import Batch, Recommender, randn_like
 from diffrec_core.models.denoiser import Denoiser
@@ -51,7 +51,7 @@ class ClustersConfig(_Frozen):
 
     source: Literal["lightgcn", "authors"] = "lightgcn"
     n_clusters: PositiveInt = Field(2, description="C, the number of item clusters")
-    seed: int = Field(2023, description="k-means seed (FAISS)")
+    seed: Seed = Field(2023, description="k-means seed (FAISS)")
     vectors: clustering.Vectors = Field(
         "raw", description="what k-means clusters: the raw item vectors (the authors'), each scaled to unit length, "
         "or centred on the mean item vector and then scaled to unit length")
