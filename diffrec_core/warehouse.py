@@ -128,7 +128,10 @@ def open_database(path: str | Path, read_only: bool = False, lock_timeout: float
     DuckDB fails an open at once while another process writes the file; this retries with a
     short backoff (20 ms doubling to 200 ms). ``lock_timeout=None`` reads ``$DIFFREC_LOCK_TIMEOUT``
     (default 60 s). Other errors, and the last lock error after the timeout, are raised.
+    Raises ``ValueError`` for an existing file that is not a DuckDB database: DuckDB would open a
+    ``.csv`` or ``.parquet`` one as an in-memory database that reads it, where nothing written persists.
     """
+    _check_database_file(Path(path))
     timeout = float(os.environ.get(LOCK_TIMEOUT_ENV, DEFAULT_LOCK_TIMEOUT)) if lock_timeout is None else lock_timeout
     deadline = time.monotonic() + timeout
     delay = 0.02
@@ -140,6 +143,19 @@ def open_database(path: str | Path, read_only: bool = False, lock_timeout: float
                 raise
         time.sleep(delay)
         delay = min(delay * 2, 0.2)
+
+
+def _check_database_file(path: Path) -> None:
+    """``ValueError`` when ``path`` holds bytes that do not start with DuckDB's header (magic ``DUCK`` at byte 8).
+
+    An empty file is left to DuckDB: another process may be creating the database this moment.
+    """
+    if path.is_file():
+        with path.open("rb") as fh:
+            head = fh.read(12)
+        if head and head[8:12] != b"DUCK":
+            raise ValueError(f"{path}: not a DuckDB database file; the warehouse is a .duckdb file that "
+                             "'diffrec ingest' creates")
 
 
 @contextmanager

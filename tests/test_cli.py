@@ -149,6 +149,11 @@ def test_missing_input_and_bad_config(tmp_path):
     assert r.exit_code == 1 and "noise_min must be < noise_max" in r.output, r.output
     r = invoke("evaluate", "--warehouse", tmp_path / "missing.duckdb")
     assert r.exit_code == 1 and "missing.duckdb" in r.output
+    data = tmp_path / "ratings.csv"
+    data.write_text("user,item\n1,2\n")
+    r = invoke("ingest", *TINY, "--warehouse", data)  # the data file where the warehouse goes: nothing written
+    assert r.exit_code == 1 and r.output.startswith("error:") and "ratings.csv: not a DuckDB database file" in r.output, r.output
+    assert data.read_text() == "user,item\n1,2\n"
     cfg.write_text("model: {name: diffrec}\ntraining: {lr: .inf}\n")
     r = invoke("train", "--config", cfg, "--warehouse", tmp_path / "w.duckdb")
     assert r.exit_code == 1 and "training.lr: Input should be a finite number (got inf)" in r.output, r.output

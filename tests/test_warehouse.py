@@ -231,3 +231,17 @@ def test_publish_moves_the_published_status_and_an_evaluation_keeps_a_decision(t
         assert con.execute("select metrics->>'$.test.recall@20' from model_runs where run_id = 'r3'").fetchone()[0] == "0.3"
         with pytest.raises(KeyError, match="nope"):
             warehouse.mark_evaluated(con, "nope", {})
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_data_file_named_as_the_warehouse_is_refused_not_opened_in_memory(tmp_path, read_only):
+    data = tmp_path / "ratings.csv"
+    data.write_text("user,item\n1,2\n")
+    with pytest.raises(ValueError, match="ratings.csv: not a DuckDB database file"):
+        with connect(data, read_only=read_only):
+            pass
+    assert data.read_text() == "user,item\n1,2\n"
+    with connect(tmp_path / "w.duckdb") as con:  # a real warehouse still opens
+        con.execute("insert into published values ('d', 'r', now())")
+    with connect(tmp_path / "w.duckdb", read_only=read_only) as con:
+        assert con.execute("select run_id from published").fetchall() == [("r",)]
