@@ -393,7 +393,7 @@ def search(
 
     name = dataset_name(dataset, None)
     load_grid(grid, name)  # refuse a bad grid before Prefect starts
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "CRITICAL")
     from flows.hpo import HpoParams, hpo
 
     result = hpo(HpoParams(warehouse=str(warehouse), artifacts_dir=str(artifacts), dataset=name,
@@ -468,7 +468,7 @@ def nightly(
         raise ValueError(f"{landing}: no such folder")
     if task_runner not in {"thread", "dask"}:
         raise ValueError(f"--task-runner must be thread or dask, got {task_runner!r}")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "WARNING")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "CRITICAL")
     from diffrec_core.config import InferenceConfig
     from flows.nightly import NightlyParams, nightly as run_nightly
 

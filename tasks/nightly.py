@@ -1,7 +1,7 @@
 """Nightly tasks: landing files, fingerprints, model reuse, the regression gate, sharded inference, reports.
 
 Steps that touch the warehouse file retry (another process may hold DuckDB's lock for longer
-than the open waits). Reuse of a trained model is decided by the warehouse alone
+than the open waits); a deterministic error (bad data, a missing file) fails at once. Reuse of a trained model is decided by the warehouse alone
 (``find_reusable``: same config, same data fingerprint, checkpoint still readable), not by
 Prefect's result cache, which would hand back a run whose checkpoint is gone.
 """
@@ -17,7 +17,17 @@ from diffrec_core import nightly, sharding
 from diffrec_core.config import InferenceConfig, RunConfig
 from diffrec_core.models import registry
 
-TRANSIENT = {"retries": 2, "retry_delay_seconds": 3}
+DETERMINISTIC = (ValueError, KeyError, TypeError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+"""Failures that a second try repeats: bad data or config (``IngestError`` and ``QualityError`` are ValueErrors), a missing path."""
+
+
+def worth_retrying(task, task_run, state) -> bool:
+    """Prefect's ``retry_condition_fn``: retry what may pass later (DuckDB's lock held past the open's wait,
+    a lost worker), not a deterministic error."""
+    return not isinstance(state.data, DETERMINISTIC)
+
+
+TRANSIENT = {"retries": 2, "retry_delay_seconds": 3, "retry_condition_fn": worth_retrying}
 
 
 @task(name="landing-files", **TRANSIENT)

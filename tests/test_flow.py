@@ -91,3 +91,34 @@ def test_nightly_reuses_a_model_only_while_its_checkpoint_exists(harness, tmp_pa
     assert not third.reused and third.run_id != first.run_id and third.promoted
     with duckdb.connect(w, read_only=True) as con:
         assert con.execute("select distinct run_id from latest_recommendations").fetchall() == [(third.run_id,)]
+
+
+def test_nightly_fails_a_bad_landing_file_at_once_and_retries_a_lock(harness, tmp_path, monkeypatch):
+    """A deterministic error (here a file no reader can parse) fails the run on its first try; a lock
+    that another process holds past the open's wait is retried."""
+    import tasks.data
+    from diffrec_core.ingest.readers import IngestError
+    from flows.nightly import NightlyParams, nightly
+
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "a.csv").write_text("user,item\n1,2\n")
+    calls = []
+
+    def failing(error):
+        def ingest_file(con, path, dataset, fmt=None, columns=None):
+            calls.append(path.name)
+            raise error
+        return ingest_file
+
+    params = NightlyParams(warehouse=str(tmp_path / "w.duckdb"), artifacts_dir=str(tmp_path / "art"),
+                           shard_dir=str(tmp_path / "shards"), landing=str(landing), run=FAST_RUN)
+    monkeypatch.setattr(tasks.data.ingest, "ingest_file", failing(IngestError("a.csv: no reader")))
+    with pytest.raises(IngestError, match="a.csv: no reader"):
+        nightly(params)
+    assert calls == ["a.csv"]
+    calls.clear()
+    monkeypatch.setattr(tasks.data.ingest, "ingest_file", failing(duckdb.IOException("Could not set lock on file")))
+    with pytest.raises(duckdb.IOException):
+        nightly(params)
+    assert calls == ["a.csv"] * 3  # the first try and two retries
