@@ -48,6 +48,25 @@ def _fail(message: str) -> None:
     raise typer.Exit(1)
 
 
+@app.callback()
+def _on_every_command(ctx: typer.Context) -> None:
+    """SIGTERM (a scheduler's or container's stop) ends a command as Ctrl-C does: a training run in
+    progress is marked failed and connections close, instead of the process dying mid-write."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def stop(signum, frame):
+        signal.signal(signum, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+        typer.echo("error: stopped by SIGTERM", err=True)
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    ctx.call_on_close(lambda: signal.signal(signal.SIGTERM, previous))
+
+
 def cli_errors(fn):
     """Turn expected failures into a one-line error and exit code 1."""
 

@@ -190,3 +190,37 @@ def test_dataset_name_derivation(tmp_path):
     assert dataset_name("x", Path("a/b.csv")) == "x"
     assert dataset_name(None, Path("data/ml-100k/u.data")) == "ml-100k"
     assert dataset_name(None, Path("logs/clicks 2024.parquet")) == "clicks_2024"
+
+
+def test_sigterm_during_training_marks_the_run_failed(tmp_path, fast_config):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    w = tmp_path / "w.duckdb"
+    assert invoke("ingest", *TINY, "--warehouse", w).exit_code == 0
+    assert invoke("split", "--warehouse", w).exit_code == 0
+    cmd = [sys.executable, "-c", "from flows.cli import app; app()", "train", "--config", str(fast_config),
+           "--epochs", "100000", "--warehouse", str(w), "--artifacts", str(tmp_path / "art")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "DIFFREC_LOCK_TIMEOUT": "60"})
+    try:
+        deadline = time.monotonic() + 120
+        status = None
+        while status != "running" and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+            if w.exists():  # the trainer holds no connection while it trains
+                with duckdb.connect(str(w), read_only=True) as con:
+                    row = con.execute("select status from model_runs").fetchone()
+                status = row[0] if row else None
+        assert status == "running", proc.communicate()
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == "error: stopped by SIGTERM", err  # after the progress bars
+    with duckdb.connect(str(w), read_only=True) as con:
+        assert con.execute("select status, finished_at is not null from model_runs").fetchall() == [("failed", True)]
