@@ -13,6 +13,7 @@ dropped), ``noisy-natural`` (low-rated interactions added to train/valid as fals
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -26,6 +27,15 @@ from diffrec_core.config import FROZEN, Seed
 from diffrec_core.warehouse import delete_where, run_sql, transaction
 
 STAGED_TABLES = ("interactions", "users", "items")
+SETTING_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+"""A split setting's name: letters, digits, '_', '.', '-', starting with a letter or digit."""
+
+
+def check_setting(name: str) -> str:
+    """``name`` if it is a valid setting name (``SETTING_PATTERN``), else ``ValueError`` naming it."""
+    if not isinstance(name, str) or not re.fullmatch(SETTING_PATTERN, name):
+        raise ValueError(f"setting {name!r}: a setting name is letters, digits, '_', '.' and '-', starting with a letter or digit")
+    return name
 
 
 def drop_splits(con: duckdb.DuckDBPyConnection, dataset: str, setting: str | None = None) -> None:
@@ -42,7 +52,7 @@ class SplitConfig(BaseModel):
 
     setting: str = Field(
         default="clean",
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        pattern=SETTING_PATTERN,
         description="Name of the split in split_interactions (clean, noisy-natural, temporal, ...).",
     )
     min_rating: float | None = Field(

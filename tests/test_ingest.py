@@ -201,7 +201,7 @@ def test_unreadable_and_undetectable_files(con, tmp_path):
             ingest_file(con, path, "x")
         assert_one_line_naming(error, path)
     prose = write(tmp_path, "notes.txt", "just some words\n")
-    with pytest.raises(IngestError, match="detect") as error:
+    with pytest.raises(IngestError, match=r"detect.*name it \(diffrec ingest --format, or fmt=\)") as error:
         ingest_file(con, prose, "x")
     assert_one_line_naming(error, prose)
     broken = tmp_path / "broken.parquet"

@@ -76,6 +76,11 @@ def test_cli_import(tmp_path):
     assert r.exit_code == 0 and "12 rows loaded" in r.output, r.output
     r = CliRunner().invoke(app, ["ingest", "--format", "diffrec-splits", str(tmp_path / "missing"), "--warehouse", str(w)])
     assert r.exit_code == 1 and "missing" in r.output
+    r = CliRunner().invoke(app, ["ingest", "--format", "diffrec-splits", str(folder), "--dataset", "other", "--setting", "my split;",
+                                 "--warehouse", str(w)])
+    assert r.exit_code == 1 and "setting 'my split;'" in r.output and r.output.count("\n") == 1, r.output
+    with warehouse.connect(w, read_only=True) as con:
+        assert con.execute("select count(*) from split_interactions where dataset = 'other'").fetchone()[0] == 0
 
 
 def test_paper_split_imports_with_published_counts(tmp_path):

@@ -19,7 +19,7 @@ import pandas as pd
 
 from diffrec_core.ingest.loader import IngestResult, file_sha256, find_batch
 from diffrec_core.interactions import NPY_SPLIT_FILES, load_npy_splits
-from diffrec_core.splits import STAGED_TABLES, drop_splits
+from diffrec_core.splits import STAGED_TABLES, check_setting, drop_splits
 from diffrec_core.warehouse import delete_where, run_sql, transaction
 
 ORIGIN = np.datetime64("2000-01-01T00:00:00", "s")
@@ -37,9 +37,10 @@ def ingest_presplit(con: duckdb.DuckDBPyConnection, directory: str | Path, datas
     """Load the authors' split files as setting ``setting`` of ``dataset`` in one transaction.
 
     Raises ``ValueError`` (one line, naming the file) for malformed arrays: wrong dtype or
-    shape, negative ids, or overlap between splits; nothing is written then. The same files
+    shape, negative ids, or overlap between splits, and for an invalid setting name; nothing is written then. The same files
     again for the same dataset change nothing.
     """
+    check_setting(setting)
     directory = Path(directory)
     if not directory.is_dir():
         raise ValueError(f"{directory}: not a folder with {', '.join(NPY_SPLIT_FILES)}")

@@ -104,7 +104,7 @@ def detect_format(path: str | Path) -> str:
     if delimiter is not None and not all(_is_number(f.strip().strip('"')) for f in line.split(delimiter)):
         return "csv"
     raise IngestError(
-        f"cannot detect the format of {path} from its first line {line[:60]!r}; pass fmt= one of {', '.join(FORMATS)}"
+        f"cannot detect the format of {path} from its first line {line[:60]!r}; name it (diffrec ingest --format, or fmt=) as one of {', '.join(FORMATS)}"
     )
 
 
