@@ -58,13 +58,20 @@ def _on_every_command(ctx: typer.Context) -> None:
     if threading.current_thread() is not threading.main_thread():
         return
 
+    stopped = []
+
     def stop(signum, frame):
         signal.signal(signum, signal.SIG_DFL)  # a second SIGTERM ends the process at once
-        typer.echo("error: stopped by SIGTERM", err=True)
+        stopped.append(signum)  # said on close, once progress bars have closed their lines
         raise SystemExit(128 + signum)
 
+    def close():
+        signal.signal(signal.SIGTERM, previous)
+        if stopped:
+            typer.echo("error: stopped by SIGTERM", err=True)
+
     previous = signal.signal(signal.SIGTERM, stop)
-    ctx.call_on_close(lambda: signal.signal(signal.SIGTERM, previous))
+    ctx.call_on_close(close)
 
 
 def cli_errors(fn):

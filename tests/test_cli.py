@@ -202,6 +202,9 @@ def test_sigterm_during_training_marks_the_run_failed(tmp_path, fast_config):
     w = tmp_path / "w.duckdb"
     assert invoke("ingest", *TINY, "--warehouse", w).exit_code == 0
     assert invoke("split", "--warehouse", w).exit_code == 0
+    endless = json.loads(fast_config.read_text())
+    endless["training"]["patience"] = 100000  # early stopping would end the run before the signal comes
+    fast_config.write_text(json.dumps(endless))
     cmd = [sys.executable, "-c", "from flows.cli import app; app()", "train", "--config", str(fast_config),
            "--epochs", "100000", "--warehouse", str(w), "--artifacts", str(tmp_path / "art")]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "DIFFREC_LOCK_TIMEOUT": "60"})
