@@ -88,6 +88,7 @@ def train_run(
             con, run_id=run_id, dataset=dataset, setting=setting, model=run.model.name,
             config=run.model_dump(mode="json"), status="running", started_at=_now(),
         )
+        warehouse.claim_run(con, run_id)  # a process killed outright cannot mark its run failed: the next writer does
     try:
         model = build_model(run.model, data.n_users, data.n_items, seed=run.training.seed, side=side)
         inputs = interactions.model_input(data.train, data.train_order, time_weights_for(run))

@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timezone
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -184,6 +184,7 @@ def connect(
         con.execute("set TimeZone = 'UTC'")
         if not read_only:
             apply_schema(con)
+            fail_orphaned_runs(con)
         yield con
     except BaseException:
         con.close()
@@ -272,6 +273,48 @@ def update_model_run(
         checkpoint_path=None if checkpoint_path is None else str(checkpoint_path),
         finished_at=finished_at,
     )
+
+
+def _this_process() -> dict[str, Any]:
+    import socket
+
+    import psutil
+
+    me = psutil.Process()
+    return {"host": socket.gethostname(), "pid": me.pid, "process_started": me.create_time()}
+
+
+def claim_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """Record that this process trains ``run_id`` (host, pid, process start), for ``fail_orphaned_runs``."""
+    run_sql(con, "outputs/set_run_owner", run_id=run_id, **_this_process())
+
+
+def fail_orphaned_runs(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Mark ``failed`` every ``running`` run claimed by a process of this host that no longer exists
+    (killed with SIGKILL, by the out-of-memory killer, …: nothing in it could mark the run itself).
+
+    A process is the same when its pid exists with the recorded start time, so a reused pid does
+    not keep a dead run ``running``. Runs claimed on other hosts, or by no one, are left alone.
+    Returns the run ids marked. Every read-write ``connect`` calls this.
+    """
+    import psutil
+
+    me = _this_process()
+    orphans = []
+    for run_id, pid, started in run_sql(con, "outputs/running_runs", host=me["host"]).fetchall():
+        try:
+            alive = abs(psutil.Process(pid).create_time() - started) < 0.5
+        except psutil.NoSuchProcess:  # also a zombie: exited, not yet reaped
+            alive = False
+        except psutil.Error:  # exists, but not ours to inspect: assume it is still training
+            alive = True
+        if not alive:
+            orphans.append(run_id)
+            update_model_run(
+                con, run_id, status="failed", finished_at=datetime.now(timezone.utc).replace(tzinfo=None),
+                metrics={"failure": f"its training process (pid {pid} on {me['host']}) ended without finishing"},
+            )
+    return orphans
 
 
 def write_recommendations(

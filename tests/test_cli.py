@@ -192,12 +192,14 @@ def test_dataset_name_derivation(tmp_path):
     assert dataset_name(None, Path("logs/clicks 2024.parquet")) == "clicks_2024"
 
 
-def test_sigterm_during_training_marks_the_run_failed(tmp_path, fast_config):
+def _train_until_running(tmp_path, fast_config):
+    """A ``diffrec train`` subprocess that would run for ever, once its run is recorded as running."""
     import os
-    import signal
     import subprocess
     import sys
     import time
+
+    from diffrec_core.warehouse import open_database
 
     w = tmp_path / "w.duckdb"
     assert invoke("ingest", *TINY, "--warehouse", w).exit_code == 0
@@ -208,22 +210,44 @@ def test_sigterm_during_training_marks_the_run_failed(tmp_path, fast_config):
     cmd = [sys.executable, "-c", "from flows.cli import app; app()", "train", "--config", str(fast_config),
            "--epochs", "100000", "--warehouse", str(w), "--artifacts", str(tmp_path / "art")]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "DIFFREC_LOCK_TIMEOUT": "60"})
+    deadline = time.monotonic() + 120
+    status = None
+    while status != "running" and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+        with open_database(w, read_only=True, lock_timeout=30) as con:  # waits while the trainer records its run
+            row = con.execute("select status from model_runs").fetchone()
+        status = row[0] if row else None
+    if status != "running":
+        proc.kill()
+        raise AssertionError(proc.communicate())
+    time.sleep(1.0)
+    return proc, w
+
+
+def _status(w):
+    with duckdb.connect(str(w), read_only=True) as con:
+        return con.execute("select status, finished_at is not null, metrics ->> 'failure' from model_runs").fetchall()
+
+
+def test_sigterm_during_training_marks_the_run_failed(tmp_path, fast_config):
+    import signal
+
+    proc, w = _train_until_running(tmp_path, fast_config)
     try:
-        deadline = time.monotonic() + 120
-        status = None
-        while status != "running" and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.5)
-            if w.exists():  # the trainer holds no connection while it trains
-                with duckdb.connect(str(w), read_only=True) as con:
-                    row = con.execute("select status from model_runs").fetchone()
-                status = row[0] if row else None
-        assert status == "running", proc.communicate()
-        time.sleep(1.0)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == 128 + signal.SIGTERM and "Traceback" not in err, err
     assert err.strip().splitlines()[-1] == "error: stopped by SIGTERM", err  # after the progress bars
-    with duckdb.connect(str(w), read_only=True) as con:
-        assert con.execute("select status, finished_at is not null from model_runs").fetchall() == [("failed", True)]
+    assert _status(w) == [("failed", True, None)]
+
+
+def test_a_run_whose_trainer_was_killed_outright_is_marked_failed_by_the_next_command(tmp_path, fast_config):
+    proc, w = _train_until_running(tmp_path, fast_config)
+    proc.kill()  # SIGKILL: nothing in the process can mark its run
+    proc.communicate(timeout=60)
+    assert _status(w) == [("running", False, None)]
+    assert invoke("split", "--warehouse", w).exit_code == 0  # any command that writes the warehouse
+    (status, finished, failure), = _status(w)
+    assert status == "failed" and finished and f"pid {proc.pid}" in failure, failure

@@ -245,3 +245,44 @@ def test_a_data_file_named_as_the_warehouse_is_refused_not_opened_in_memory(tmp_
         con.execute("insert into published values ('d', 'r', now())")
     with connect(tmp_path / "w.duckdb", read_only=read_only) as con:
         assert con.execute("select run_id from published").fetchall() == [("r",)]
+
+
+def test_a_running_run_whose_process_is_gone_is_marked_failed_by_the_next_writer(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import psutil
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    me = psutil.Process()
+    host = socket.gethostname()
+    owners = {  # run id: (host, pid, process start)
+        "killed": (host, dead.pid, me.create_time()),
+        "pid-reused": (host, os.getpid(), me.create_time() - 3600.0),  # the pid lives, but it is another process
+        "mine": None,  # claimed by this process, alive
+        "elsewhere": ("another-host", dead.pid, 0.0),
+        "unclaimed": (),
+    }
+    w = tmp_path / "w.duckdb"
+    with connect(w) as con:
+        for run_id, owner in owners.items():
+            record_model_run(con, run_id=run_id, dataset="d", setting="clean", model="m", config={}, status="running",
+                             started_at=datetime(2024, 1, 1))
+            if owner is None:
+                warehouse.claim_run(con, run_id)
+            elif owner:
+                run_sql(con, "outputs/set_run_owner", run_id=run_id, host=owner[0], pid=owner[1], process_started=owner[2])
+        record_model_run(con, run_id="done", dataset="d", setting="clean", model="m", config={}, status="trained")
+        run_sql(con, "outputs/set_run_owner", run_id="done", host=host, pid=dead.pid, process_started=0.0)
+    with connect(w, read_only=True) as con:  # a reader changes nothing
+        assert con.execute("select count(*) from model_runs where status = 'running'").fetchone() == (5,)
+    with connect(w) as con:
+        rows = dict(con.execute("select run_id, status from model_runs").fetchall())
+        assert rows == {"killed": "failed", "pid-reused": "failed", "mine": "running", "elsewhere": "running",
+                        "unclaimed": "running", "done": "trained"}
+        failure, finished = con.execute("select metrics ->> 'failure', finished_at from model_runs where run_id = 'killed'").fetchone()
+        assert f"pid {dead.pid}" in failure and "ended without finishing" in failure and finished is not None
+        assert warehouse.fail_orphaned_runs(con) == []  # already marked
