@@ -121,16 +121,41 @@ class RunConfig(_Frozen):
     def from_file(cls, path: str | Path) -> "RunConfig":
         """Read a YAML or JSON run configuration; raise ValueError naming the file on bad content."""
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise ValueError(f"{path}: cannot read config: {str(exc).splitlines()[0]}") from None
+        data = read_yaml(path, "config")
         if not isinstance(data, dict):
             raise ValueError(f"{path}: config must be a mapping with 'model' and 'training'")
         try:
             return cls.model_validate(data)
         except Exception as exc:  # pydantic.ValidationError
             raise ValueError(f"{path}: invalid config: {_first_error(exc)}") from None
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses a key given twice in one mapping (the last would win unseen)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise DuplicateKeyError(f"key {key!r} is given twice (line {key_node.start_mark.line + 1})")
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    pass
+
+
+def read_yaml(path: Path, what: str) -> Any:
+    """The YAML (or JSON) document in ``path``; ValueError naming the file, for any reason it cannot be read."""
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: cannot read {what}: {str(exc).strip().splitlines()[0]}") from None
 
 
 def _first_error(exc: Exception) -> str:
@@ -154,6 +179,14 @@ def default_config_path(dataset: str, model: str) -> Path | None:
         if candidate.is_file():
             return Path(str(candidate))
     return None
+
+
+def config_folders() -> list[str]:
+    """The folders of shipped run configs (one per dataset, and ``default``; ``grids`` holds search grids)."""
+    from importlib.resources import files
+
+    return sorted(entry.name for entry in files("diffrec_core.configs").iterdir()
+                  if entry.is_dir() and entry.name not in ("grids", "__pycache__"))
 
 
 def resolve_run_config(dataset: str, model: str, path: str | Path | None = None) -> RunConfig:

@@ -52,6 +52,19 @@ def get_run(con, run_id: str) -> RunInfo:
     return RunInfo(run_id, dataset, setting, model, json.loads(config or "{}"), json.loads(metrics or "{}"), ckpt, status)
 
 
+def artifacts_folder(path: str | Path) -> Path:
+    """``path`` as the folder for checkpoints, created when missing; ValueError naming it when it
+    cannot be one (checked before training, not after it)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"artifacts folder {path}: it is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"artifacts folder {path}: {exc.strerror or exc}") from None
+    return path
+
+
 def train_run(
     warehouse_path: str | Path,
     dataset: str,
@@ -70,6 +83,7 @@ def train_run(
     the other ranks return ``None``.
     """
     params = validate_params(run.model)
+    artifacts_folder(artifacts_dir)
     side = None
     with warehouse.connect(warehouse_path, read_only=True) as con:
         data = interactions.load_split(con, dataset, setting)

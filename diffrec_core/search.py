@@ -20,10 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 
-from diffrec_core.config import RunConfig, _first_error
+from diffrec_core.config import RunConfig, _first_error, read_yaml
 from diffrec_core.models.registry import resolve_config, validate_params
+
+
+GRID_KEYS = ("model", "base", "grid")
 
 
 @dataclass(frozen=True)
@@ -34,41 +36,73 @@ class Grid:
 
     def trials(self) -> list[RunConfig]:
         """Every valid combination (combinations a validator refuses, e.g. noise_min >= noise_max, are left out)."""
+        return [trial for _, trial, _ in self._expand() if trial is not None]
+
+    def _expand(self):
+        """(value indices, trial or None, error or None) for every combination, in file order."""
         keys = list(self.axes)
-        out = []
-        for values in itertools.product(*(self.axes[k] for k in keys)):
+        for indices in itertools.product(*(range(len(self.axes[k])) for k in keys)):
             try:
-                trial = apply_overrides(self.base, dict(zip(keys, values)))
+                trial = apply_overrides(self.base, {k: self.axes[k][i] for k, i in zip(keys, indices)})
                 validate_params(trial.model)
-            except ValueError:
+            except ValueError as exc:
+                yield indices, None, str(exc)
                 continue
-            out.append(trial)
-        return out
+            yield indices, trial, None
+
+    def check(self) -> None:
+        """ValueError naming the first value of an axis that no valid combination uses (a typo, a
+        wrong type or an out-of-range value would otherwise drop out of the search unseen)."""
+        keys = list(self.axes)
+        used = [set() for _ in keys]
+        first_error: dict[tuple[int, int], str] = {}
+        for indices, trial, error in self._expand():
+            for axis, i in enumerate(indices):
+                if trial is not None:
+                    used[axis].add(i)
+                else:
+                    first_error.setdefault((axis, i), error)
+        for axis, key in enumerate(keys):
+            for i, value in enumerate(self.axes[key]):
+                if i not in used[axis]:
+                    raise ValueError(f"grid.{key} value {value!r} is in no valid configuration: {first_error[(axis, i)]}")
 
 
 def load_grid(path: str | Path, dataset: str | None = None) -> Grid:
-    """Read and validate a grid file; every trial is validated up front (error names the file)."""
+    """Read and validate a grid file: its keys, its model, its base, and that every value of every
+    axis is in at least one valid trial (the error names the file, the key and the value)."""
+    from diffrec_core.config import config_folders
+    from diffrec_core.models.registry import spec
+
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"{path}: cannot read grid: {str(exc).splitlines()[0]}") from None
+    raw = read_yaml(path, "grid")
     if not isinstance(raw, dict) or "model" not in raw or not isinstance(raw.get("grid"), dict) or not raw["grid"]:
         raise ValueError(f"{path}: a grid file needs 'model' and a non-empty 'grid' mapping")
+    unknown = [str(k) for k in raw if k not in GRID_KEYS]
+    if unknown:
+        raise ValueError(f"{path}: unknown key {unknown[0]!r} (a grid file has {', '.join(GRID_KEYS)})")
+    for name in ("model", "base"):
+        if name in raw and not isinstance(raw[name], str):
+            raise ValueError(f"{path}: {name} must be a name, not {raw[name]!r}")
+    try:
+        spec(raw["model"])
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    if raw.get("base") is not None and raw["base"] not in config_folders():
+        raise ValueError(f"{path}: base {raw['base']!r} has no shipped configs; known: {', '.join(config_folders())}")
     for key, values in raw["grid"].items():
+        if not isinstance(key, str):
+            raise ValueError(f"{path}: grid key {key!r} must be a dotted path such as training.lr")
         if not isinstance(values, list) or not values:
             raise ValueError(f"{path}: grid.{key} must be a non-empty list")
     base = resolve_config(raw.get("base") or dataset or "default", raw["model"])
     if base.model.name != raw["model"]:
         raise ValueError(f"{path}: base config is for model {base.model.name!r}, not {raw['model']!r}")
     grid = Grid(raw["model"], base, dict(raw["grid"]))
-    first = dict(zip(grid.axes, (v[0] for v in grid.axes.values())))
     try:
-        apply_overrides(base, first)  # a path or value type that never validates is an error, not an empty grid
+        grid.check()
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
-    if not grid.trials():
-        raise ValueError(f"{path}: no combination of the grid's values is a valid configuration")
     return grid
 
 

@@ -27,7 +27,9 @@ SELECTION_METRIC = "recall@20"
 
 
 def select_device(requested: str = "auto") -> torch.device:
-    """cuda when asked for (error if absent) or when 'auto' finds one, else cpu."""
+    """cuda when asked for (error if absent) or when 'auto' finds one, else cpu; anything else is a ValueError."""
+    if requested not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device {requested!r}: use auto, cpu or cuda")
     if requested == "cuda":
         if not torch.cuda.is_available():
             raise ValueError("device 'cuda' requested but no CUDA device is available")

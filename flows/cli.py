@@ -34,6 +34,7 @@ NoiseRatio = Annotated[Optional[float], typer.Option("--noise-ratio", help="nois
 WMin = Annotated[Optional[float], typer.Option("--w-min", help="Time-weight the model input (T-variants): weight of each user's oldest train interaction, rising to 1 for the newest (default 0.1 for tdiffrec/ltdiffrec).")]
 Artifacts = Annotated[Path, typer.Option("--artifacts", help="Folder for model checkpoints.")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
+Model = Annotated[Optional[str], typer.Option("--model", "-m", help="Registered model name, e.g. diffrec, tdiffrec, ldiffrec, ltdiffrec, mf, ease (default: the --config file's, else diffrec).")]
 Users = Annotated[Optional[int], typer.Option(help="Built-in data: number of users (default 3,000).")]
 Items = Annotated[Optional[int], typer.Option(help="Built-in data: number of items (default 1,500).")]
 Interactions = Annotated[Optional[int], typer.Option(help="Built-in data: number of interactions (default 150,000).")]
@@ -212,12 +213,23 @@ def _split_config(setting: str, noise_ratio: float | None, method: str, min_rati
     return splits.SplitConfig(setting=setting, method=method, min_rating=min_rating)
 
 
-def _run_config(dataset: str, model: str, config: Path | None, epochs: int | None, seed: int | None, device: str | None,
+def _check_artifacts(path: Path) -> None:
+    from diffrec_core.runs import artifacts_folder
+
+    artifacts_folder(path)
+
+
+def _run_config(dataset: str, model: str | None, config: Path | None, epochs: int | None, seed: int | None, device: str | None,
                 w_min: float | None = None):
+    """The run config of ``--config`` (its model must be ``--model`` when both are given), else the
+    shipped one for ``--model`` (default diffrec), with the command's overrides."""
     from diffrec_core.config import RunConfig, _first_error, with_training
     from diffrec_core.models.registry import resolve_run, time_weights_for
 
-    run = with_training(resolve_run(dataset, model, config), epochs=epochs, seed=seed, device=device)
+    run = resolve_run(dataset, model or "diffrec", config)
+    if config is not None and model is not None and run.model.name != model:
+        raise ValueError(f"--model {model!r}: {config} trains model.name {run.model.name!r} (give --model or --config, or make them agree)")
+    run = with_training(run, epochs=epochs, seed=seed, device=device)
     if w_min is not None:
         current = time_weights_for(run)
         weights = {**(current.model_dump() if current else {}), "w_min": w_min}
@@ -233,7 +245,7 @@ def _run_config(dataset: str, model: str, config: Path | None, epochs: int | Non
 def train(
     dataset: Dataset = None,
     setting: Setting = "clean",
-    model: Annotated[str, typer.Option("--model", "-m", help="Registered model name.")] = "diffrec",
+    model: Model = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML/JSON run config (default: the shipped one for the dataset).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Override the maximum number of epochs.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Override the training seed.")] = None,
@@ -353,7 +365,7 @@ def pipeline(
     setting: Setting = "clean",
     noise_ratio: NoiseRatio = None,
     method: Annotated[str, typer.Option(help="Split method: global or per_user.")] = "global",
-    model: Annotated[str, typer.Option("--model", "-m", help="Registered model name, e.g. diffrec, tdiffrec, ldiffrec, ltdiffrec.")] = "diffrec",
+    model: Model = None,
     w_min: WMin = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML/JSON run config.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Override the maximum number of epochs.")] = None,
@@ -384,6 +396,7 @@ def pipeline(
     from flows.pipeline import PipelineParams, pipeline as run_pipeline
 
     name = dataset_name(dataset, input)
+    _check_artifacts(artifacts)  # before any step runs
     params = PipelineParams(
         warehouse=str(warehouse), artifacts_dir=str(artifacts), dataset=name,
         input=str(input) if input else None, format=fmt, columns=_columns(column),
@@ -392,7 +405,7 @@ def pipeline(
         inference=InferenceConfig(k=k),
         quality=_quality_config(quality, rating_range),
     )
-    typer.echo(f"pipeline: dataset {name!r} ({'built-in data' if input is None else input}), model {model}, warehouse {warehouse}", err=True)
+    typer.echo(f"pipeline: dataset {name!r} ({'built-in data' if input is None else input}), model {params.run.model.name}, warehouse {warehouse}", err=True)
     result = run_pipeline(params)
     if result.quality:
         typer.echo(f"quality: {len(result.quality)} gates passed ({', '.join(c['suite'] for c in result.quality)}) "
@@ -418,7 +431,8 @@ def search(
     from diffrec_core.search import load_grid
 
     name = dataset_name(dataset, None)
-    load_grid(grid, name)  # refuse a bad grid before Prefect starts
+    load_grid(grid, name)  # refuse a bad grid or artifacts folder before Prefect starts
+    _check_artifacts(artifacts)
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "CRITICAL")
     from flows.hpo import HpoParams, hpo
 
@@ -468,7 +482,7 @@ def nightly(
     dataset: Dataset = None,
     setting: Setting = "clean",
     noise_ratio: NoiseRatio = None,
-    model: Annotated[str, typer.Option("--model", "-m", help="Registered model name.")] = "diffrec",
+    model: Model = None,
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML/JSON run config.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Override the maximum number of epochs.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Override the training seed.")] = None,
@@ -499,12 +513,13 @@ def nightly(
     from flows.nightly import NightlyParams, nightly as run_nightly
 
     name = dataset_name(dataset, None)
+    _check_artifacts(artifacts)  # before any step runs
+    run = _run_config(name, model, config, epochs, seed, device)
     params = NightlyParams(
         warehouse=str(warehouse), artifacts_dir=str(artifacts), shard_dir=str(artifacts / "shards"), dataset=name,
         landing=str(landing) if landing else None, format=fmt, columns=_columns(column),
         synthetic=_synthetic(users, items, interactions, data_seed),
-        split=_split_config(setting, noise_ratio, "global"), model=model,
-        run=_run_config(name, model, config, epochs, seed, device),
+        split=_split_config(setting, noise_ratio, "global"), model=run.model.name, run=run,
         max_model_age_hours=max_age_hours, gate_tolerance=gate_tolerance, inference=InferenceConfig(k=k),
         shards=shards, task_runner=task_runner, dask_address=dask_address, dask_workers=dask_workers,
         dask_processes=dask_processes,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 import flows  # noqa: F401  (environment defaults before Prefect starts)
 from prefect import flow, unmapped
@@ -19,7 +19,7 @@ class HpoParams(BaseModel):
     dataset: str = "builtin"
     setting: str = "clean"
     grid: str = Field(..., description="grid YAML file (see diffrec_core/search.py)")
-    sample: int | None = Field(None, description="seeded random subset of the grid's trials")
+    sample: PositiveInt | None = Field(None, description="seeded random subset of the grid's trials")
     seed: int = 0
 
 

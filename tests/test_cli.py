@@ -24,6 +24,13 @@ def fast_config(tmp_path):
     return path
 
 
+def one_line_error(result) -> str:
+    """The output's only non-blank line (fails when there are more)."""
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
 def invoke(*args):
     result = runner.invoke(app, [str(a) for a in args])
     return result
@@ -37,14 +44,23 @@ def test_steps_end_to_end(tmp_path, fast_config):
     assert again.exit_code == 0 and "skipped" in again.output.lower()
     r = invoke("split", "--warehouse", w)
     assert r.exit_code == 0, r.output
-    r = invoke("train", "--config", fast_config, "--warehouse", w, "--artifacts", tmp_path / "art")
+    r = invoke("train", "--config", fast_config, "--model", "mf", "--warehouse", w, "--artifacts", tmp_path / "art")
+    assert r.exit_code == 1 and one_line_error(r).startswith("error: --model 'mf': ") and "'diffrec'" in r.output, r.output
+    r = invoke("train", "--config", fast_config, "--model", "diffrec", "--warehouse", w, "--artifacts", tmp_path / "art")
     assert r.exit_code == 0, r.output
     assert "valid Recall@20" in r.output
+    for command in ("evaluate", "recommend"):  # an unknown device is refused before anything is scored or written
+        r = invoke(command, "--warehouse", w, "--device", "gpu")
+        assert r.exit_code == 1 and one_line_error(r) == "error: device 'gpu': use auto, cpu or cuda", r.output
     r = invoke("evaluate", "--warehouse", w)
     assert r.exit_code == 0 and "test Recall@20" in r.output, r.output
+    import duckdb
+
+    with duckdb.connect(str(w), read_only=True) as con:
+        assert con.execute("select count(*) from recommendations").fetchone() == (0,)
+        assert con.execute("select model, status from model_runs").fetchall() == [("diffrec", "evaluated")]
     r = invoke("recommend", "--warehouse", w, "-k", "5")
     assert r.exit_code == 0 and "published" in r.output, r.output
-    import duckdb
 
     with duckdb.connect(str(w), read_only=True) as con:
         user = con.execute("select user_key from latest_recommendations limit 1").fetchone()[0]
@@ -251,3 +267,20 @@ def test_a_run_whose_trainer_was_killed_outright_is_marked_failed_by_the_next_co
     assert invoke("split", "--warehouse", w).exit_code == 0  # any command that writes the warehouse
     (status, finished, failure), = _status(w)
     assert status == "failed" and finished and f"pid {proc.pid}" in failure, failure
+
+
+def test_an_artifacts_path_that_is_a_file_is_refused_before_training(tmp_path, fast_config):
+    w = tmp_path / "w.duckdb"
+    assert invoke("ingest", *TINY, "--warehouse", w).exit_code == 0
+    assert invoke("split", "--warehouse", w).exit_code == 0
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    grid = tmp_path / "g.yaml"
+    grid.write_text("model: diffrec\ngrid:\n  training.lr: [0.001]\n")
+    for args in (("train", "--config", fast_config), ("search", "--grid", grid)):
+        r = invoke(*args, "--warehouse", w, "--artifacts", afile)
+        assert r.exit_code == 1 and one_line_error(r) == f"error: artifacts folder {afile}: it is a file, not a folder", r.output
+    r = invoke("search", "--grid", grid, "--sample", "0", "--warehouse", w, "--artifacts", tmp_path / "art")
+    assert r.exit_code == 1 and one_line_error(r).startswith("error: HpoParams sample: Input should be greater than 0"), r.output
+    with duckdb.connect(str(w), read_only=True) as con:
+        assert con.execute("select count(*) from model_runs").fetchone() == (0,)

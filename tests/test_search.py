@@ -22,13 +22,15 @@ def test_grid_expands_product_and_drops_invalid_combinations(tmp_path):
     path = write_grid(tmp_path, {
         "training.lr": [0.001, 0.01],
         "model.params.diffusion.noise_min": [0.001, 0.02],
-        "model.params.diffusion.noise_max": [0.01],
+        "model.params.diffusion.noise_max": [0.01, 0.05],
     })
     trials = load_grid(path).trials()
-    # noise_min 0.02 >= noise_max 0.01 is refused by the validator: 2 x 1 x 1 valid trials
-    assert len(trials) == 2
+    # noise_min 0.02 >= noise_max 0.01 is refused by the validator: 2 x 3 valid trials
+    assert len(trials) == 6
     assert {t.training.lr for t in trials} == {0.001, 0.01}
-    assert len({config_key(t) for t in trials}) == 2
+    assert len({config_key(t) for t in trials}) == 6
+    pairs = {(t.model.params["diffusion"]["noise_min"], t.model.params["diffusion"]["noise_max"]) for t in trials}
+    assert pairs == {(0.001, 0.01), (0.001, 0.05), (0.02, 0.05)}
 
 
 def test_bad_grids_name_the_file(tmp_path):
@@ -39,6 +41,37 @@ def test_bad_grids_name_the_file(tmp_path):
     path = write_grid(tmp_path, {"training.lr": [-1.0]})
     with pytest.raises(ValueError, match="grid.yaml"):
         load_grid(path)
+
+
+@pytest.mark.parametrize("text,expected", [
+    # a value no combination can use is an error, not a quietly smaller search
+    ('model: diffrec\ngrid:\n  training.lr: [0.001, "abc", -1]\n', "grid.training.lr value 'abc' is in no valid configuration"),
+    ("model: diffrec\ngrid:\n  model.params.denoiser.emb_size: [8, -4]\n", "grid.model.params.denoiser.emb_size value -4"),
+    ("model: diffrec\ngrid:\n  model.params.bogus: [1]\n", "bogus: Extra inputs are not permitted"),
+    ("model: diffrec\nbse: ml-1m_clean\ngrid:\n  training.lr: [0.001]\n", "unknown key 'bse'"),
+    ("model: diffrec\nbase: nosuch\ngrid:\n  training.lr: [0.001]\n", "base 'nosuch' has no shipped configs; known: default, ml-1m_clean"),
+    ("model: [diffrec]\ngrid:\n  training.lr: [0.001]\n", "model must be a name"),
+    ("model: nosuch\ngrid:\n  training.lr: [0.001]\n", "unknown model 'nosuch'; available: "),
+    ("model: diffrec\ngrid:\n  1: [1]\n", "grid key 1 must be a dotted path"),
+    ("model: diffrec\ngrid:\n  training.lr: [0.001]\n  training.lr: [0.01]\n", "key 'training.lr' is given twice \\(line 4\\)"),
+])
+def test_bad_grids_say_which_key_or_value(tmp_path, text, expected):
+    path = tmp_path / "g.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=f"^{tmp_path / 'g.yaml'}: .*{expected}"):
+        load_grid(path)
+
+
+def test_unreadable_config_and_grid_files_name_the_file(tmp_path):
+    binary = tmp_path / "b.yaml"
+    binary.write_bytes(b"\xff\xfe")
+    for read, what in ((RunConfig.from_file, "config"), (load_grid, "grid")):
+        with pytest.raises(ValueError, match=f"b.yaml: cannot read {what}: 'utf-8' codec"):
+            read(binary)
+    twice = tmp_path / "c.yaml"
+    twice.write_text("model:\n  name: diffrec\n  name: mf\n")  # the last one would win unseen
+    with pytest.raises(ValueError, match="c.yaml: cannot read config: key 'name' is given twice"):
+        RunConfig.from_file(twice)
 
 
 def test_overrides_and_sampling_are_deterministic():
