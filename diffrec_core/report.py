@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, FiniteFloat, NonNegativeInt, ValidationError, field_validator
+
+from diffrec_core.config import _first_error
+
 METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
 LABELS = {"recall@10": "Recall@10", "recall@20": "Recall@20", "ndcg@10": "NDCG@10", "ndcg@20": "NDCG@20"}
 DISPLAY = {
@@ -91,30 +95,61 @@ def rows_from_bench(directory: str | Path, dataset: str) -> list[Row]:
     rows = []
     for path in sorted(directory.glob("*.json")):
         try:
-            out = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
+            out = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ValueError(f"{path}: not a readable results file ({type(exc).__name__})") from None
-        if not isinstance(out, dict) or out.get("dataset") != dataset or "model" not in out or not isinstance(out.get("mean"), dict):
-            continue
-        if not all(m in out["mean"] for m in METRICS):
-            raise ValueError(f"{path}: 'mean' lacks one of {', '.join(METRICS)}")
-        per_seed = out.get("per_seed") or []
-        seconds = [r["seconds_total"] for r in per_seed if "seconds_total" in r]
+        if not isinstance(out, dict) or out.get("dataset") != dataset or "mean" not in out:
+            continue  # another dataset's results, or another benchmark's (accuracy results have test 'mean's)
+        try:
+            result = BenchResult.model_validate(out)
+        except ValidationError as exc:
+            raise ValueError(f"{path}: not a bench/accuracy.py results file: {_first_error(exc)}") from None
+        seconds = [r.seconds_total for r in result.per_seed if r.seconds_total is not None]
         memory, kind = _memory(out)
         rows.append(Row(
-            model=out["model"],
+            model=result.model,
             source=path.name,
-            test={m: float(out["mean"][m]) for m in METRICS},
-            std={m: float(v) for m, v in (out.get("std") or {}).items()},
-            valid_recall20=(out.get("valid_mean") or {}).get("recall@20"),
-            params=out.get("params"),
+            test={m: result.mean[m] for m in METRICS},
+            std=dict(result.std),
+            valid_recall20=(result.valid_mean or {}).get("recall@20"),
+            params=result.params,
             peak_memory_mb=memory,
             memory_kind=kind,
             train_seconds=sum(seconds) / len(seconds) if seconds else None,
-            seeds=len(out.get("seeds") or per_seed) or 1,
-            device=str(out.get("device", "")),
+            seeds=len(result.seeds or result.per_seed) or 1,
+            device=result.device,
         ))
     return best_per_model(rows)
+
+
+class SeedResult(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    seconds_total: FiniteFloat | None = None
+
+
+class BenchResult(BaseModel):
+    """The fields of a ``bench/accuracy.py`` results file that the report reads (others are kept unread)."""
+
+    model_config = ConfigDict(extra="allow")
+    dataset: str
+    model: str
+    mean: dict[str, FiniteFloat]
+    std: dict[str, FiniteFloat] = {}
+    valid_mean: dict[str, FiniteFloat] | None = None
+    params: NonNegativeInt | None = None
+    peak_rss_mb: FiniteFloat | None = None
+    peak_gpu_memory_mb: FiniteFloat | None = None
+    per_seed: list[SeedResult] = []
+    seeds: list[int] | None = None
+    device: str = ""
+
+    @field_validator("mean")
+    @classmethod
+    def _has_metrics(cls, mean: dict[str, float]) -> dict[str, float]:
+        missing = [m for m in METRICS if m not in mean]
+        if missing:
+            raise ValueError(f"lacks {', '.join(missing)}")
+        return mean
 
 
 def best_per_model(rows: list[Row]) -> list[Row]:
@@ -244,9 +279,14 @@ def compare(
         where = " or ".join(str(p) for p in (warehouse_path, bench_dir) if p is not None)
         raise ValueError(f"no evaluated model runs for dataset {dataset!r} in {where} (run 'diffrec evaluate' first)")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"{out_dir}: it is a file, not a folder for the report")
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in dataset)
     md_path, png_path = out_dir / f"compare-{safe}.md", out_dir / f"compare-{safe}.png"
+    for target in (md_path, png_path):  # refused before either is written, so no report is left half-done
+        if target.is_dir():
+            raise ValueError(f"{target}: it is a folder, where the report writes a file")
+    out_dir.mkdir(parents=True, exist_ok=True)
     bar_chart(rows, dataset, png_path)
     text = markdown_table(rows, dataset) + f"\n![{dataset} comparison]({png_path.name})\n"
     _atomic_write(md_path, lambda tmp: Path(tmp).write_text(text))

@@ -3,6 +3,8 @@
 import json
 from datetime import datetime
 
+import pytest
+
 from typer.testing import CliRunner
 
 from diffrec_core import warehouse
@@ -97,3 +99,48 @@ def test_bench_rows_one_per_model_chosen_on_validation_among_most_seeds(tmp_path
     result("c.json", 0.40, 0.20, 1)   # best validation but a single seed: fewer seeds lose
     rows = rows_from_bench(tmp_path, "tiny")
     assert [(r.model, r.source) for r in rows] == [("diffrec", "b.json")]
+
+
+GOOD = {"dataset": "tiny", "model": "diffrec", "seeds": [1, 2],
+        "mean": {"recall@10": 0.1, "recall@20": 0.2, "ndcg@10": 0.05, "ndcg@20": 0.08}}
+
+
+def _with(key, value):
+    return {**GOOD, key: value}
+
+
+@pytest.mark.parametrize("content,expected", [
+    (_with("mean", {**GOOD["mean"], "recall@10": float("nan")}), "mean.recall@10: Input should be a finite number"),
+    (_with("mean", {**GOOD["mean"], "recall@10": None}), "mean.recall@10: Input should be a valid number"),
+    (_with("mean", {"recall@10": 0.1}), "mean: lacks recall@20, ndcg@10, ndcg@20"),
+    (_with("per_seed", [1, 2]), "per_seed.0: Input should be a valid dictionary"),
+    (_with("std", [1]), "std: Input should be a valid dictionary"),
+    (_with("seeds", 3), "seeds: Input should be a valid list"),
+    (_with("model", ["x"]), "model: Input should be a valid string"),
+    (_with("peak_rss_mb", "lots"), "peak_rss_mb: Input should be a valid number"),
+    ({k: v for k, v in GOOD.items() if k != "model"}, "model: Field required"),
+])
+def test_a_malformed_results_file_is_one_error_naming_it_and_writes_nothing(tmp_path, content, expected):
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "r.json").write_text(json.dumps(content))  # json.dumps writes NaN as NaN, as Python's json reads it
+    (bench / "other.json").write_text(json.dumps({"dataset": "tiny", "rows": []}))  # another benchmark's: skipped
+    out = tmp_path / "out"
+    with pytest.raises(ValueError) as err:
+        compare("tiny", out, bench_dir=bench)
+    message = str(err.value)
+    assert message.startswith(f"{bench / 'r.json'}: not a bench/accuracy.py results file: ") and expected in message, message
+    assert not out.exists()
+
+
+def test_a_folder_in_the_way_of_one_report_file_stops_both_before_writing(tmp_path):
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "r.json").write_text(json.dumps(GOOD))
+    out = tmp_path / "out"
+    (out / "compare-tiny.md").mkdir(parents=True)
+    with pytest.raises(ValueError, match="compare-tiny.md: it is a folder"):
+        compare("tiny", out, bench_dir=bench)
+    assert not (out / "compare-tiny.png").exists()
+    md, png, rows = compare("tiny", tmp_path / "fine", bench_dir=bench)
+    assert md.is_file() and png.is_file() and [r.seeds for r in rows] == [2]
