@@ -534,14 +534,16 @@ def build_report(warehouse_path: str | Path, out_dir: str | Path = "reports/qual
     splits against the ratios recorded when they were made.
     """
     out = Path(out_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out_dir}: it is a file, not a folder for the report")
     config = config or QualityConfig()
     prepared = []
-    with warehouse.connect(warehouse_path, read_only=True) as con:
+    with warehouse.connect(warehouse_path, read_only=True) as con:  # a bad warehouse leaves no empty report folder
         found = scopes(con)
         for suite in SUITES:
             for scope in found[suite]:
                 prepared.append((suite, *prepare(con, suite, config, **scope)))
+    out.mkdir(parents=True, exist_ok=True)
     not_run = {s: f"no rows in {_TABLE_OF[s]}" for s in SUITES if not found[s]}
     results = []
     docs_index = None

@@ -419,6 +419,10 @@ def test_cli_quality_report(db, tmp_path):
     blocked = CliRunner().invoke(app, ["quality", "report", "--warehouse", str(db), "--out", str(a_file)])
     assert blocked.exit_code == 1 and blocked.output.startswith("error: ") and "a-file" in blocked.output
     assert len(blocked.output.strip().splitlines()) == 1, blocked.output
+    assert "it is a file, not a folder" in blocked.output
+    not_a_db = CliRunner().invoke(app, ["quality", "report", "--warehouse", str(a_file), "--out", str(tmp_path / "q")])
+    assert not_a_db.exit_code == 1 and "not a DuckDB database file" in not_a_db.output
+    assert not (tmp_path / "q").exists()  # no empty report folder left behind
 
 
 # ----------------------------------------------------------------------------- the pipeline's gates
