@@ -289,6 +289,20 @@ def _latest_run(warehouse: Path, dataset: str) -> str:
     return row[0]
 
 
+def _run_for(warehouse: Path, run_id: str | None, dataset: str | None) -> str:
+    """RUN_ID (which must be of --dataset when both are given), else the dataset's newest run."""
+    from diffrec_core import warehouse as wh
+
+    if run_id is None:
+        return _latest_run(warehouse, dataset_name(dataset, None))
+    if dataset is not None:
+        with _ro(warehouse) as con:
+            row = wh.run_sql(con, "outputs/get_model_run", run_id=run_id).fetchone()
+        if row is not None and row[1] != dataset_name(dataset, None):
+            raise ValueError(f"run {run_id!r} is of dataset {row[1]!r}, not --dataset {dataset_name(dataset, None)!r}")
+    return run_id
+
+
 def _metric_line(metrics: dict) -> str:
     t = metrics.get("test", {})
     v = metrics.get("valid", {})
@@ -308,7 +322,7 @@ def evaluate(
     """Validation and test Recall/NDCG@10/20 of a run (the paper's protocol)."""
     from diffrec_core import runs
 
-    run_id = run_id or _latest_run(warehouse, dataset_name(dataset, None))
+    run_id = _run_for(warehouse, run_id, dataset)
     typer.echo(f"run {run_id}: " + _metric_line(runs.evaluate_run(warehouse, run_id, device)))
 
 
@@ -348,7 +362,7 @@ def recommend(
     if history is not None:
         _recommend_history(history, run_id, dataset_name(dataset, None), k, device, warehouse)
         return
-    run_id = run_id or _latest_run(warehouse, dataset_name(dataset, None))
+    run_id = _run_for(warehouse, run_id, dataset)
     n = runs.recommend_run(warehouse, run_id, InferenceConfig(k=k), device)
     if publish:
         runs.publish_run(warehouse, run_id)

@@ -49,9 +49,12 @@ def test_steps_end_to_end(tmp_path, fast_config):
     r = invoke("train", "--config", fast_config, "--model", "diffrec", "--warehouse", w, "--artifacts", tmp_path / "art")
     assert r.exit_code == 0, r.output
     assert "valid Recall@20" in r.output
-    for command in ("evaluate", "recommend"):  # an unknown device is refused before anything is scored or written
+    run_id = r.output.split("run ", 1)[1].split(":", 1)[0]
+    for command in ("evaluate", "recommend"):  # an unknown device, or a run of another dataset, is refused before anything is written
         r = invoke(command, "--warehouse", w, "--device", "gpu")
         assert r.exit_code == 1 and one_line_error(r) == "error: device 'gpu': use auto, cpu or cuda", r.output
+        r = invoke(command, run_id, "--dataset", "other", "--warehouse", w)
+        assert r.exit_code == 1 and one_line_error(r) == f"error: run '{run_id}' is of dataset 'builtin', not --dataset 'other'", r.output
     r = invoke("evaluate", "--warehouse", w)
     assert r.exit_code == 0 and "test Recall@20" in r.output, r.output
     import duckdb
