@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +59,7 @@ def embed(warehouse_path: str | Path, dataset: str, setting: str, run: RunConfig
             con, "embeddings/insert_embedding_run", embedding_run=run_id, dataset=dataset, setting=setting,
             model=run.model.name, config=json.dumps(run.model_dump(mode="json")), train_fingerprint=fingerprint,
             n_items=int(vectors.shape[0]), dim=int(vectors.shape[1]), metrics=json.dumps(summary),
-            created_at=datetime.now(timezone.utc).replace(tzinfo=None),
+            created_at=warehouse.utc_now(),
         )
         _insert_frame(con, "_item_embeddings_frame", frame, "embeddings/insert_item_embeddings", embedding_run=run_id, dataset=dataset)
     return EmbeddingRun(run_id, dataset, setting, fingerprint, int(vectors.shape[0]), int(vectors.shape[1]), reused=False)

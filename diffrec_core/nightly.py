@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,6 @@ from diffrec_core.config import RunConfig
 DEFAULT_LANDING_PATTERNS = ("*.csv", "*.parquet", "*.dat", "*.data", "*.tsv")
 GATE_METRIC = "recall@20"
 
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def landing_files(landing: str | Path, patterns: tuple[str, ...] | list[str] = DEFAULT_LANDING_PATTERNS) -> list[str]:
@@ -67,7 +64,7 @@ def find_reusable_run(
     """
     if max_age_hours <= 0:
         return None
-    since = _now() - timedelta(hours=max_age_hours)
+    since = warehouse.utc_now() - timedelta(hours=max_age_hours)
     wanted = run.model_dump(mode="json")
     with warehouse.connect(warehouse_path, read_only=True) as con:
         rows = warehouse.run_sql(

@@ -38,6 +38,7 @@ from pydantic import BaseModel, Field, NonNegativeFloat, model_validator
 
 from diffrec_core import warehouse
 from diffrec_core.config import FROZEN
+from diffrec_core.paths import output_folder
 
 SUITES = ("raw_interactions", "split_interactions", "item_embeddings", "item_clusters", "recommendations")
 SCOPE_KEYS = {
@@ -533,9 +534,7 @@ def build_report(warehouse_path: str | Path, out_dir: str | Path = "reports/qual
     Recommendations are checked for the published run of each dataset (K = its largest rank),
     splits against the ratios recorded when they were made.
     """
-    out = Path(out_dir).resolve()
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out_dir}: it is a file, not a folder for the report")
+    out = output_folder(Path(out_dir).resolve(), "report folder", create=False)
     config = config or QualityConfig()
     prepared = []
     with warehouse.connect(warehouse_path, read_only=True) as con:  # a bad warehouse leaves no empty report folder

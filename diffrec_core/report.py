@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, FiniteFloat, NonNegativeInt, ValidationError, field_validator
 
 from diffrec_core.config import _first_error
+from diffrec_core.paths import output_folder
 
 METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
 LABELS = {"recall@10": "Recall@10", "recall@20": "Recall@20", "ndcg@10": "NDCG@10", "ndcg@20": "NDCG@20"}
@@ -278,9 +279,7 @@ def compare(
     if not rows:
         where = " or ".join(str(p) for p in (warehouse_path, bench_dir) if p is not None)
         raise ValueError(f"no evaluated model runs for dataset {dataset!r} in {where} (run 'diffrec evaluate' first)")
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"{out_dir}: it is a file, not a folder for the report")
+    out_dir = output_folder(out_dir, "report folder", create=False)
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in dataset)
     md_path, png_path = out_dir / f"compare-{safe}.md", out_dir / f"compare-{safe}.png"
     for target in (md_path, png_path):  # refused before either is written, so no report is left half-done

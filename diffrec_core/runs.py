@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +19,14 @@ from diffrec_core import distributed, embeddings, interactions, warehouse
 from diffrec_core.config import InferenceConfig, RunConfig
 from diffrec_core.evaluation import Target
 from diffrec_core.models.registry import build_model, spec, time_weights_for, validate_params
+from diffrec_core.paths import output_folder
 from diffrec_core.recommend import run_top_k
 from diffrec_core.training import evaluate_model, fit, load_checkpoint, save_checkpoint, select_device
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
-
 
 def new_run_id(model: str) -> str:
-    return f"{model}-{_now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    return f"{model}-{warehouse.utc_now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
 
 
 @dataclass(frozen=True)
@@ -52,19 +49,6 @@ def get_run(con, run_id: str) -> RunInfo:
     return RunInfo(run_id, dataset, setting, model, json.loads(config or "{}"), json.loads(metrics or "{}"), ckpt, status)
 
 
-def artifacts_folder(path: str | Path) -> Path:
-    """``path`` as the folder for checkpoints, created when missing; ValueError naming it when it
-    cannot be one (checked before training, not after it)."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"artifacts folder {path}: it is a file, not a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ValueError(f"artifacts folder {path}: {exc.strerror or exc}") from None
-    return path
-
-
 def train_run(
     warehouse_path: str | Path,
     dataset: str,
@@ -83,7 +67,7 @@ def train_run(
     the other ranks return ``None``.
     """
     params = validate_params(run.model)
-    artifacts_folder(artifacts_dir)
+    output_folder(artifacts_dir, "artifacts folder")  # before training, not after it
     side = None
     with warehouse.connect(warehouse_path, read_only=True) as con:
         data = interactions.load_split(con, dataset, setting)
@@ -100,7 +84,7 @@ def train_run(
     with warehouse.connect(warehouse_path) as con:
         warehouse.record_model_run(
             con, run_id=run_id, dataset=dataset, setting=setting, model=run.model.name,
-            config=run.model_dump(mode="json"), status="running", started_at=_now(),
+            config=run.model_dump(mode="json"), status="running", started_at=warehouse.utc_now(),
         )
         warehouse.claim_run(con, run_id)  # a process killed outright cannot mark its run failed: the next writer does
     try:
@@ -111,7 +95,7 @@ def train_run(
                                keys=(data.user_keys, data.item_keys))
     except BaseException:
         with warehouse.connect(warehouse_path) as con:
-            warehouse.update_model_run(con, run_id, status="failed", finished_at=_now())
+            warehouse.update_model_run(con, run_id, status="failed", finished_at=warehouse.utc_now())
         raise
     metrics = {
         "valid": result.best_valid,
@@ -125,7 +109,7 @@ def train_run(
         **({"embedding_run": embedding_run} if side is not None else {}),
     }
     with warehouse.connect(warehouse_path) as con:
-        warehouse.update_model_run(con, run_id, status="trained", metrics=metrics, checkpoint_path=str(ckpt), finished_at=_now())
+        warehouse.update_model_run(con, run_id, status="trained", metrics=metrics, checkpoint_path=str(ckpt), finished_at=warehouse.utc_now())
     return run_id
 
 

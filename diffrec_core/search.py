@@ -17,9 +17,9 @@ import hashlib
 import itertools
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
-
 
 from diffrec_core.config import RunConfig, _first_error, read_yaml
 from diffrec_core.models.registry import resolve_config, validate_params
@@ -36,19 +36,23 @@ class Grid:
 
     def trials(self) -> list[RunConfig]:
         """Every valid combination (combinations a validator refuses, e.g. noise_min >= noise_max, are left out)."""
-        return [trial for _, trial, _ in self._expand() if trial is not None]
+        return [trial for _, trial, _ in self._expansion if trial is not None]
 
-    def _expand(self):
-        """(value indices, trial or None, error or None) for every combination, in file order."""
+    @cached_property
+    def _expansion(self) -> list[tuple[tuple[int, ...], RunConfig | None, str | None]]:
+        """(value indices, trial or None, error or None) for every combination, in file order;
+        validated once, for ``check`` and ``trials`` both."""
         keys = list(self.axes)
+        out = []
         for indices in itertools.product(*(range(len(self.axes[k])) for k in keys)):
             try:
                 trial = apply_overrides(self.base, {k: self.axes[k][i] for k, i in zip(keys, indices)})
                 validate_params(trial.model)
             except ValueError as exc:
-                yield indices, None, str(exc)
+                out.append((indices, None, str(exc)))
                 continue
-            yield indices, trial, None
+            out.append((indices, trial, None))
+        return out
 
     def check(self) -> None:
         """ValueError naming the first value of an axis that no valid combination uses (a typo, a
@@ -56,7 +60,7 @@ class Grid:
         keys = list(self.axes)
         used = [set() for _ in keys]
         first_error: dict[tuple[int, int], str] = {}
-        for indices, trial, error in self._expand():
+        for indices, trial, error in self._expansion:
             for axis, i in enumerate(indices):
                 if trial is not None:
                     used[axis].add(i)

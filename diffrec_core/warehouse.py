@@ -275,18 +275,19 @@ def update_model_run(
     )
 
 
-def _this_process() -> dict[str, Any]:
+def utc_now() -> datetime:
+    """Now as a naive UTC timestamp, as the warehouse stores every time (its session zone is UTC)."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def claim_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """Record that this process trains ``run_id`` (host, pid, process start), for ``fail_orphaned_runs``."""
     import socket
 
     import psutil
 
     me = psutil.Process()
-    return {"host": socket.gethostname(), "pid": me.pid, "process_started": me.create_time()}
-
-
-def claim_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
-    """Record that this process trains ``run_id`` (host, pid, process start), for ``fail_orphaned_runs``."""
-    run_sql(con, "outputs/set_run_owner", run_id=run_id, **_this_process())
+    run_sql(con, "outputs/set_run_owner", run_id=run_id, host=socket.gethostname(), pid=me.pid, process_started=me.create_time())
 
 
 def fail_orphaned_runs(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -297,11 +298,13 @@ def fail_orphaned_runs(con: duckdb.DuckDBPyConnection) -> list[str]:
     not keep a dead run ``running``. Runs claimed on other hosts, or by no one, are left alone.
     Returns the run ids marked. Every read-write ``connect`` calls this.
     """
+    import socket
+
     import psutil
 
-    me = _this_process()
+    host = socket.gethostname()
     orphans = []
-    for run_id, pid, started in run_sql(con, "outputs/running_runs", host=me["host"]).fetchall():
+    for run_id, pid, started in run_sql(con, "outputs/running_runs", host=host).fetchall():
         try:
             alive = abs(psutil.Process(pid).create_time() - started) < 0.5
         except psutil.NoSuchProcess:  # also a zombie: exited, not yet reaped
@@ -311,8 +314,8 @@ def fail_orphaned_runs(con: duckdb.DuckDBPyConnection) -> list[str]:
         if not alive:
             orphans.append(run_id)
             update_model_run(
-                con, run_id, status="failed", finished_at=datetime.now(timezone.utc).replace(tzinfo=None),
-                metrics={"failure": f"its training process (pid {pid} on {me['host']}) ended without finishing"},
+                con, run_id, status="failed", finished_at=utc_now(),
+                metrics={"failure": f"its training process (pid {pid} on {host}) ended without finishing"},
             )
     return orphans
 

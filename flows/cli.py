@@ -214,9 +214,9 @@ def _split_config(setting: str, noise_ratio: float | None, method: str, min_rati
 
 
 def _check_artifacts(path: Path) -> None:
-    from diffrec_core.runs import artifacts_folder
+    from diffrec_core.paths import output_folder
 
-    artifacts_folder(path)
+    output_folder(path, "artifacts folder")
 
 
 def _run_config(dataset: str, model: str | None, config: Path | None, epochs: int | None, seed: int | None, device: str | None,
@@ -291,15 +291,16 @@ def _latest_run(warehouse: Path, dataset: str) -> str:
 
 def _run_for(warehouse: Path, run_id: str | None, dataset: str | None) -> str:
     """RUN_ID (which must be of --dataset when both are given), else the dataset's newest run."""
-    from diffrec_core import warehouse as wh
+    from diffrec_core.runs import get_run
 
+    name = dataset_name(dataset, None)
     if run_id is None:
-        return _latest_run(warehouse, dataset_name(dataset, None))
+        return _latest_run(warehouse, name)
     if dataset is not None:
         with _ro(warehouse) as con:
-            row = wh.run_sql(con, "outputs/get_model_run", run_id=run_id).fetchone()
-        if row is not None and row[1] != dataset_name(dataset, None):
-            raise ValueError(f"run {run_id!r} is of dataset {row[1]!r}, not --dataset {dataset_name(dataset, None)!r}")
+            info = get_run(con, run_id)
+        if info.dataset != name:
+            raise ValueError(f"run {run_id!r} is of dataset {info.dataset!r}, not --dataset {name!r}")
     return run_id
 
 

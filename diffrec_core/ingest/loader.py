@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from diffrec_core.ingest.readers import IngestError, _one_line, detect_format, parse_file
-from diffrec_core.warehouse import run_sql, transaction, validate_identifier
+from diffrec_core.warehouse import run_sql, transaction, utc_now, validate_identifier
 
 FRAME_COLUMNS = ("user_key", "item_key", "rating", "ts")
 _TEMP_TABLES = ("ingest_fields", "ingest_typed")
@@ -55,9 +55,6 @@ def frame_sha256(frame: pd.DataFrame) -> str:
     hashed = pd.util.hash_pandas_object(frame[list(FRAME_COLUMNS)], index=False).to_numpy()
     return hashlib.sha256(hashed.tobytes()).hexdigest()
 
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def find_batch(con: duckdb.DuckDBPyConnection, dataset: str, sha256: str) -> IngestResult | None:
@@ -145,7 +142,7 @@ def ingest_file(
         source=str(path),
         fmt=fmt,
         sha256=sha256,
-        started_at=_now(),
+        started_at=utc_now(),
         parse=lambda c: parse_file(c, path, fmt, columns, delimiter),
     )
 
@@ -182,7 +179,7 @@ def ingest_frame(
             source=source,
             fmt="frame",
             sha256=sha256,
-            started_at=_now(),
+            started_at=utc_now(),
             parse=lambda c: run_sql(c, "raw/parse_frame"),
         )
     finally:

@@ -10,7 +10,6 @@ model can read the interaction order back.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
@@ -20,7 +19,7 @@ import pandas as pd
 from diffrec_core.ingest.loader import IngestResult, file_sha256, find_batch
 from diffrec_core.interactions import NPY_SPLIT_FILES, load_npy_splits
 from diffrec_core.splits import STAGED_TABLES, check_setting, drop_splits
-from diffrec_core.warehouse import delete_where, run_sql, transaction
+from diffrec_core.warehouse import delete_where, run_sql, transaction, utc_now
 
 ORIGIN = np.datetime64("2000-01-01T00:00:00", "s")
 
@@ -49,7 +48,7 @@ def ingest_presplit(con: duckdb.DuckDBPyConnection, directory: str | Path, datas
     previous = find_batch(con, dataset, sha256)
     if previous is not None:
         return previous
-    started = datetime.now(timezone.utc).replace(tzinfo=None)
+    started = utc_now()
     parts = [np.load(directory / name, allow_pickle=False) for name in NPY_SPLIT_FILES]
     rows = pd.DataFrame({
         "split": np.repeat(np.array(["train", "valid", "test"]), [len(p) for p in parts]),
