@@ -34,14 +34,13 @@ from typing import Annotated, Any, Optional
 
 import torch
 import typer
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from diffrec_core import ingest, splits, warehouse  # noqa: E402
-from diffrec_core.config import RunConfig  # noqa: E402
+from diffrec_core.config import RunConfig, load_yaml  # noqa: E402
 from diffrec_core.evaluation import Target  # noqa: E402
 from diffrec_core.interactions import SplitData, load_split, model_input  # noqa: E402
 from diffrec_core.models.registry import (  # noqa: E402
@@ -167,7 +166,7 @@ def parse_grid(grids: dict, specs: list[str]) -> dict:
     for spec_text in specs:
         model_name, _, rest = spec_text.partition(":")
         key, _, values = rest.partition("=")
-        parsed = yaml.safe_load(values) if values else None
+        parsed = load_yaml(values) if values else None
         if not model_name or not key or not isinstance(parsed, list) or not parsed:
             raise SystemExit(f"error: --grid must be MODEL:DOTTED.KEY=[V1, V2, ...], got {spec_text!r}")
         grids.setdefault(model_name, {})[key] = parsed
@@ -181,7 +180,7 @@ def plan_options(path: Path, defaults: dict, device: str) -> list[DatasetOptions
     """Per-dataset options from a plan file: a 'datasets' list whose entries override the CLI options."""
     if not path.is_file():
         raise SystemExit(f"error: {path}: no such plan file")
-    plan = yaml.safe_load(path.read_text())
+    plan = load_yaml(path.read_text())
     entries = plan.get("datasets") if isinstance(plan, dict) else None
     if not isinstance(entries, list) or not entries:
         raise SystemExit(f"error: {path}: a plan needs a non-empty 'datasets' list")

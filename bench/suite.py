@@ -45,6 +45,7 @@ if str(ROOT) not in sys.path:
 
 from bench.accuracy import METRICS, markdown as group_markdown  # noqa: E402
 from bench.merge_seeds import merge as merge_seeds  # noqa: E402
+from diffrec_core.config import load_yaml  # noqa: E402
 
 
 def set_dotted(cfg: dict, key: str, value: Any) -> None:
@@ -58,7 +59,7 @@ def set_dotted(cfg: dict, key: str, value: Any) -> None:
 
 
 def load_plan(path: Path) -> dict:
-    plan = yaml.safe_load(path.read_text())
+    plan = load_yaml(path.read_text())
     if not isinstance(plan, dict) or not isinstance(plan.get("groups"), list) or not plan["groups"]:
         raise SystemExit(f"error: {path}: a plan needs a non-empty 'groups' list")
     names = set()
@@ -79,7 +80,7 @@ def base_config(splits_name: str, model: str) -> dict:
 
     path = ROOT / "configs" / splits_name / f"{model}.yaml"
     if path.is_file():
-        return yaml.safe_load(path.read_text())
+        return load_yaml(path.read_text())
     return resolve_config(splits_name, model).model_dump(mode="json")
 
 
@@ -91,12 +92,12 @@ def item_emb_path(value: str, splits: Path, out: Path) -> Path:
 def run_epochs(config: Path, cap: int) -> int:
     """A run's epoch limit: the plan's cap, or the group's own ``training.epochs`` where that is lower
     (an epoch count can be part of a configuration, e.g. the horizon of a cosine learning-rate schedule)."""
-    epochs = (yaml.safe_load(config.read_text()).get("training") or {}).get("epochs")
+    epochs = (load_yaml(config.read_text()).get("training") or {}).get("epochs")
     return min(cap, int(epochs)) if epochs is not None else cap
 
 
 def write_config(base: Path | dict, overrides: dict, path: Path) -> Path:
-    cfg = yaml.safe_load(base.read_text()) if isinstance(base, Path) else copy.deepcopy(base)
+    cfg = load_yaml(base.read_text()) if isinstance(base, Path) else copy.deepcopy(base)
     for key, value in (overrides or {}).items():
         set_dotted(cfg, key, value)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ rebuilds from its own files.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -21,7 +22,10 @@ Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]
 
 
 class _Frozen(BaseModel):
-    model_config = FROZEN
+    """Run configuration (YAML files, grids, checkpoints): also strict, so ``epochs: true`` or ``lr: "0.001"``
+    is refused instead of read as 1 or 0.001 (an int is still a valid float)."""
+
+    model_config = ConfigDict(**FROZEN, strict=True)
 
 
 class DiffusionConfig(_Frozen):
@@ -131,7 +135,8 @@ class RunConfig(_Frozen):
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """``yaml.safe_load`` that refuses a key given twice in one mapping (the last would win unseen)."""
+    """``yaml.safe_load`` that refuses a key given twice in one mapping (the last would win unseen), and reads
+    ``1e-3`` as a float (YAML 1.2; PyYAML's YAML 1.1 needs ``1.0e-3`` and would hand the strict configs a string)."""
 
     def construct_mapping(self, node, deep=False):
         if isinstance(node, yaml.MappingNode):
@@ -146,14 +151,27 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+_StrictLoader.yaml_implicit_resolvers = {key: list(value) for key, value in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
 class DuplicateKeyError(yaml.YAMLError):
     pass
+
+
+def load_yaml(text: str) -> Any:
+    """The YAML (or JSON) document ``text``, read as configs are: duplicate keys refused, ``1e-3`` a float."""
+    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
 
 
 def read_yaml(path: Path, what: str) -> Any:
     """The YAML (or JSON) document in ``path``; ValueError naming the file, for any reason it cannot be read."""
     try:
-        return yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
+        return load_yaml(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ValueError(f"{path}: cannot read {what}: {str(exc).strip().splitlines()[0]}") from None
 

@@ -278,7 +278,8 @@ def compare(
         rows += rows_from_bench(bench_dir, dataset)
     if not rows:
         where = " or ".join(str(p) for p in (warehouse_path, bench_dir) if p is not None)
-        raise ValueError(f"no evaluated model runs for dataset {dataset!r} in {where} (run 'diffrec evaluate' first)")
+        of = f"dataset {dataset!r}" + (f", setting {setting!r}," if setting is not None and warehouse_path is not None else "")
+        raise ValueError(f"no evaluated model runs for {of} in {where} (run 'diffrec evaluate' first)")
     out_dir = output_folder(out_dir, "report folder", create=False)
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in dataset)
     md_path, png_path = out_dir / f"compare-{safe}.md", out_dir / f"compare-{safe}.png"

@@ -149,7 +149,13 @@ def _check_database_file(path: Path) -> None:
     """``ValueError`` when ``path`` holds bytes that do not start with DuckDB's header (magic ``DUCK`` at byte 8).
 
     An empty file is left to DuckDB: another process may be creating the database this moment.
+    A folder, or a file to create in a folder that does not exist, is refused too (DuckDB's own error there
+    is a raw I/O message).
     """
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder; the warehouse is a .duckdb file (e.g. {path / 'diffrec.duckdb'})")
+    if not path.parent.is_dir():
+        raise ValueError(f"{path}: its folder {path.parent} does not exist")
     if path.is_file():
         with path.open("rb") as fh:
             head = fh.read(12)

@@ -265,12 +265,12 @@ def train(
     distributed.init_from_env()
     run_id = runs.train_run(warehouse, name, _split_config(setting, None, "global").setting, run, artifacts,
                             progress=distributed.is_primary())
-    if run_id is None:  # a torchrun rank other than 0: rank 0 records and reports
-        return
-    with _ro(warehouse) as con:
-        info = runs.get_run(con, run_id)
-    v = info.metrics.get("valid", {})
-    typer.echo(f"run {run_id}: best epoch {info.metrics.get('best_epoch')}, valid Recall@20 {v.get('recall@20', float('nan')):.4f} NDCG@20 {v.get('ndcg@20', float('nan')):.4f}")
+    if run_id is not None:  # None on a torchrun rank other than 0: rank 0 records and reports
+        with _ro(warehouse) as con:
+            info = runs.get_run(con, run_id)
+        v = info.metrics.get("valid", {})
+        typer.echo(f"run {run_id}: best epoch {info.metrics.get('best_epoch')}, valid Recall@20 {v.get('recall@20', float('nan')):.4f} NDCG@20 {v.get('ndcg@20', float('nan')):.4f}")
+    distributed.finish()
 
 
 def _ro(warehouse: Path):

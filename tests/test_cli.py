@@ -173,6 +173,12 @@ def test_missing_input_and_bad_config(tmp_path):
     r = invoke("ingest", *TINY, "--warehouse", data)  # the data file where the warehouse goes: nothing written
     assert r.exit_code == 1 and r.output.startswith("error:") and "ratings.csv: not a DuckDB database file" in r.output, r.output
     assert data.read_text() == "user,item\n1,2\n"
+    for where, expected in ((tmp_path, "is a folder; the warehouse is a .duckdb file"),
+                            (tmp_path / "no-such-folder" / "w.duckdb", "its folder")):
+        r = invoke("ingest", *TINY, "--warehouse", where)
+        assert r.exit_code == 1 and r.output == f"error: {where}: {expected}" + r.output.split(expected, 1)[1], r.output
+        assert len(r.output.strip().splitlines()) == 1, r.output
+    assert not (tmp_path / "no-such-folder").exists()
     cfg.write_text("model: {name: diffrec}\ntraining: {lr: .inf}\n")
     r = invoke("train", "--config", cfg, "--warehouse", tmp_path / "w.duckdb")
     assert r.exit_code == 1 and "training.lr: Input should be a finite number (got inf)" in r.output, r.output

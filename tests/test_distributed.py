@@ -1,6 +1,7 @@
 """Data-parallel training under torchrun (gloo on CPU): two ranks train what one process trains."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +39,7 @@ if distributed.is_primary():
     np.savez(sys.argv[1], **{k: v.numpy() for k, v in model.state_dict().items()})
     with open(sys.argv[1] + ".json", "w") as f:
         json.dump({"history": result.history, "best_epoch": result.best_epoch}, f)
+distributed.finish()
 '''
 
 
@@ -47,7 +49,10 @@ def _train(tmp_path, name, ranks):
     out = tmp_path / f"{name}.npz"
     command = [sys.executable, str(script), str(out)] if ranks == 1 else \
         [str(TORCHRUN), "--standalone", f"--nproc-per-node={ranks}", str(script), str(out)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    # one thread per process either way (torchrun's default for its ranks), so that the gradient average
+    # is the only difference: a matrix product split over another number of threads rounds differently
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     with np.load(out, allow_pickle=False) as weights:
         return {k: weights[k] for k in weights.files}, json.loads(Path(str(out) + ".json").read_text())

@@ -68,6 +68,10 @@ def test_report_compare_without_runs_fails_and_writes_nothing(tmp_path):
     assert result.exit_code == 1
     assert "no evaluated model runs for dataset 'nope'" in result.output
     assert not out.exists() or not any(out.iterdir())
+    result = runner.invoke(app, ["report", "compare", "--dataset", "tiny", "--setting", "nosuch", "--warehouse", str(db), "--out", str(out)])
+    assert result.exit_code == 1
+    assert "no evaluated model runs for dataset 'tiny', setting 'nosuch', in " in result.output
+    assert not out.exists() or not any(out.iterdir())
 
 
 def test_report_compare_rejects_a_broken_results_file(tmp_path):

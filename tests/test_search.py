@@ -8,6 +8,7 @@ import pytest
 
 from diffrec_core.search import apply_overrides, config_key, load_grid, sample_trials
 from diffrec_core.config import RunConfig
+from diffrec_core.models import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,6 +74,28 @@ def test_unreadable_config_and_grid_files_name_the_file(tmp_path):
     with pytest.raises(ValueError, match="c.yaml: cannot read config: key 'name' is given twice"):
         RunConfig.from_file(twice)
 
+
+@pytest.mark.parametrize("training, expected", [
+    ("epochs: true", "training.epochs: Input should be a valid integer \\(got True\\)"),
+    ("lr: '0.001'", "training.lr: Input should be a valid number \\(got '0.001'\\)"),
+    ("patience: 2.5", "training.patience: Input should be a valid integer \\(got 2.5\\)"),
+])
+def test_a_config_value_of_the_wrong_type_is_refused_not_converted(tmp_path, training, expected):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"model: {{name: diffrec}}\ntraining:\n  {training}\n")
+    with pytest.raises(ValueError, match=f"c.yaml: invalid config: {expected}"):
+        RunConfig.from_file(path)
+    path.write_text("model: {name: diffrec, params: {diffusion: {steps: false}}}\n")
+    with pytest.raises(ValueError, match="diffusion.steps: Input should be a valid integer"):
+        registry.validate_params(RunConfig.from_file(path).model)
+
+
+def test_exponent_floats_read_as_floats_and_an_int_is_a_valid_float(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("training: {lr: 1e-3, weight_decay: 0, min_lr: 5E-6}\n")  # PyYAML alone reads 1e-3 as a string
+    run = RunConfig.from_file(path)
+    assert (run.training.lr, run.training.weight_decay, run.training.min_lr) == (0.001, 0.0, 5e-6)
+    assert isinstance(run.training.weight_decay, float)
 
 def test_overrides_and_sampling_are_deterministic():
     run = apply_overrides(RunConfig(), {"model.params.diffusion.steps": 7})
