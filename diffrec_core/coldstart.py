@@ -72,12 +72,18 @@ def score_history(
             raise ValueError(f"no published model for dataset {dataset!r}; run the pipeline first or pass a run id")
         info = runs.get_run(con, run_id)
         _, catalog = interactions.load_keys(con, info.dataset)
+    from diffrec_core.training import checkpoint_keys
+
     index = {str(key): i for i, key in enumerate(catalog)}
+    trained = checkpoint_keys(info.checkpoint_path) if info.checkpoint_path else None
+    # known = an input the model reads: staged today and (when the checkpoint keeps its keys) trained on
+    model_items = index if trained is None else set(trained[1].astype(str))
     seen_keys: dict[str, None] = dict.fromkeys(str(key) for key in item_keys)  # ordered, without repeats
-    known = [key for key in seen_keys if key in index]
-    unknown = [key for key in seen_keys if key not in index]
+    known = [key for key in seen_keys if key in index and key in model_items]
+    unknown = [key for key in seen_keys if key not in index or key not in model_items]
     if not known:
-        raise ValueError(f"none of the {len(seen_keys)} item keys is known to dataset {info.dataset!r} (e.g. {unknown[0]!r})")
+        raise ValueError(f"none of the {len(seen_keys)} item keys is known to model run {run_id!r} of dataset {info.dataset!r} "
+                         f"(e.g. {unknown[0]!r})")
     cols = np.array([index[key] for key in known], dtype=np.int64)
     # The list's order is the interaction order (it keys the T-variants' time weights).
     history, order = interactions.to_csr_with_order(np.zeros(len(cols), dtype=np.int64), cols,

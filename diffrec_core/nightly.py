@@ -5,7 +5,6 @@ Each function opens the warehouse only briefly (DuckDB has one writer per file).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from datetime import timedelta
@@ -34,20 +33,9 @@ def landing_files(landing: str | Path, patterns: tuple[str, ...] | list[str] = D
 
 
 def data_fingerprint(warehouse_path: str | Path, dataset: str, setting: str) -> str:
-    """sha256 over the (dataset, setting) train split (original keys and weights), the staged id space
-    and the warehouse's instance id.
-
-    Two splits of one warehouse with the same fingerprint give a model the same input matrix,
-    so a model trained on one serves the other. Raises ``ValueError`` when the split has no train rows.
-    """
+    """``runs.split_fingerprint`` of the (dataset, setting) split: what every trained run records."""
     with warehouse.connect(warehouse_path, read_only=True) as con:
-        rows, train_hash, users_hash, items_hash, instance = warehouse.run_sql(
-            con, "nightly/train_fingerprint", dataset=dataset, setting=setting
-        ).fetchone()
-    if not rows:
-        raise ValueError(f"split {setting!r} of dataset {dataset!r} has no train rows: make it with 'diffrec split' first")
-    text = json.dumps([dataset, setting, int(rows), train_hash, users_hash, items_hash, instance])
-    return hashlib.sha256(text.encode()).hexdigest()
+        return runs.split_fingerprint(con, dataset, setting)
 
 
 def find_reusable_run(
@@ -75,20 +63,6 @@ def find_reusable_run(
         if json.loads(config or "{}") == wanted and Path(checkpoint).is_dir():
             return run_id
     return None
-
-
-def train_fingerprinted(
-    warehouse_path: str | Path, dataset: str, setting: str, run: RunConfig, artifacts_dir: str | Path, fingerprint: str,
-    embedding_run: str | None = None,
-) -> str:
-    """``runs.train_run``, then record the run's data fingerprint and its input batches. Returns the run id.
-
-    L-variants take their item clusters from ``embedding_run``."""
-    run_id = runs.train_run(warehouse_path, dataset, setting, run, artifacts_dir, embedding_run=embedding_run)
-    with warehouse.connect(warehouse_path) as con, warehouse.transaction(con):
-        warehouse.run_sql(con, "nightly/set_fingerprint", run_id=run_id, fingerprint=fingerprint)
-        warehouse.run_sql(con, "nightly/record_inputs", run_id=run_id, dataset=dataset, role="train")
-    return run_id
 
 
 def ensure_evaluated(warehouse_path: str | Path, run_id: str) -> dict[str, Any]:
@@ -177,11 +151,6 @@ def recommendations_current(warehouse_path: str | Path, run_id: str) -> bool:
         used = [r[0] for r in warehouse.run_sql(con, "nightly/run_batches", run_id=run_id, role="recommend").fetchall()]
         now = [r[0] for r in warehouse.run_sql(con, "nightly/dataset_batches", dataset=info.dataset).fetchall()]
     return bool(used) and used == now
-
-
-def record_recommend_inputs(con, run_id: str, dataset: str) -> None:
-    """Link ``run_id``'s recommendations to every batch of ``dataset`` ingested so far (lineage)."""
-    warehouse.run_sql(con, "nightly/record_inputs", run_id=run_id, dataset=dataset, role="recommend")
 
 
 # ---------------------------------------------------------------- report

@@ -12,6 +12,9 @@ def output_folder(path: str | Path, what: str, *, create: bool = True) -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ValueError(f"{what} {path}: it is a file, not a folder")
+    above = next(p for p in path.absolute().parents if p.exists())  # the folder that creating it would start from
+    if not path.exists() and not above.is_dir():
+        raise ValueError(f"{what} {path}: {above} is a file, not a folder")
     if create:
         try:
             path.mkdir(parents=True, exist_ok=True)

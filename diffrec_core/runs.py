@@ -6,6 +6,7 @@ writer per file), never while a model trains or scores.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -67,10 +68,12 @@ def train_run(
     the other ranks return ``None``.
     """
     params = validate_params(run.model)
-    output_folder(artifacts_dir, "artifacts folder")  # before training, not after it
+    artifacts_dir = output_folder(artifacts_dir, "artifacts folder").resolve()  # before training, not after it; absolute in
+    # model_runs, so that the checkpoint is found from any working directory
     side = None
     with warehouse.connect(warehouse_path, read_only=True) as con:
         data = interactions.load_split(con, dataset, setting)
+        fingerprint = split_fingerprint(con, dataset, setting)
         if "item_clusters" in spec(run.model.name).side:
             if embedding_run is None:
                 raise ValueError(f"model {run.model.name!r} needs item clusters: run the embed and cluster steps first (the pipeline does)")
@@ -108,9 +111,33 @@ def train_run(
         **_peak_memory(),
         **({"embedding_run": embedding_run} if side is not None else {}),
     }
-    with warehouse.connect(warehouse_path) as con:
+    with warehouse.connect(warehouse_path) as con, warehouse.transaction(con):
         warehouse.update_model_run(con, run_id, status="trained", metrics=metrics, checkpoint_path=str(ckpt), finished_at=warehouse.utc_now())
+        warehouse.run_sql(con, "nightly/set_fingerprint", run_id=run_id, fingerprint=fingerprint)
+        record_inputs(con, run_id, dataset, "train")
     return run_id
+
+
+def split_fingerprint(con, dataset: str, setting: str) -> str:
+    """sha256 over the (dataset, setting) train split (original keys and weights), the staged id space
+    and the warehouse's instance id.
+
+    Two splits of one warehouse with the same fingerprint give a model the same input matrix,
+    so a model trained on one serves the other. Raises ``ValueError`` when the split has no train rows.
+    """
+    rows, train_hash, users_hash, items_hash, instance = warehouse.run_sql(
+        con, "nightly/train_fingerprint", dataset=dataset, setting=setting
+    ).fetchone()
+    if not rows:
+        raise ValueError(f"split {setting!r} of dataset {dataset!r} has no train rows: make it with 'diffrec split' first")
+    text = json.dumps([dataset, setting, int(rows), train_hash, users_hash, items_hash, instance])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def record_inputs(con, run_id: str, dataset: str, role: str) -> None:
+    """Lineage: link ``run_id`` to every batch of ``dataset`` ingested so far, as what it was trained on
+    (``role`` 'train') or what its recommendations' history came from ('recommend')."""
+    warehouse.run_sql(con, "nightly/record_inputs", run_id=run_id, dataset=dataset, role=role)
 
 
 def _peak_memory() -> dict[str, float]:
@@ -186,6 +213,7 @@ def recommend_run(warehouse_path: str | Path, run_id: str, inference: InferenceC
     })
     with warehouse.connect(warehouse_path) as con:
         warehouse.write_recommendations(con, run_id, info.dataset, frame)
+        record_inputs(con, run_id, info.dataset, "recommend")
     return len(frame)
 
 

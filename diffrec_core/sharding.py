@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from diffrec_core import interactions, nightly, runs, warehouse
+from diffrec_core import interactions, runs, warehouse
 from diffrec_core.config import InferenceConfig, RunConfig
 from diffrec_core.models.registry import time_weights_for
 from diffrec_core.recommend import run_top_k
@@ -123,5 +123,5 @@ def load_shards(warehouse_path: str | Path, run_id: str, paths: list[str]) -> in
     with warehouse.connect(warehouse_path) as con:
         info = runs.get_run(con, run_id)
         n = warehouse.write_recommendations(con, run_id, info.dataset, frame)
-        nightly.record_recommend_inputs(con, run_id, info.dataset)
+        runs.record_inputs(con, run_id, info.dataset, "recommend")
     return n

@@ -216,7 +216,7 @@ def _split_config(setting: str, noise_ratio: float | None, method: str, min_rati
 def _check_artifacts(path: Path) -> None:
     from diffrec_core.paths import output_folder
 
-    output_folder(path, "artifacts folder")
+    output_folder(path, "artifacts folder", create=False)  # created by the training step, so a refused command leaves none
 
 
 def _run_config(dataset: str, model: str | None, config: Path | None, epochs: int | None, seed: int | None, device: str | None,

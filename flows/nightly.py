@@ -95,7 +95,7 @@ def nightly(params: NightlyParams = NightlyParams()) -> NightlyResult:
     run_id = steps.find_reusable(w, ds, setting, run, fingerprint, params.max_model_age_hours)
     reused = run_id is not None
     if not reused:
-        run_id = steps.train(w, ds, setting, run, params.artifacts_dir, fingerprint, embedding_run)
+        run_id = steps.train(w, ds, setting, run, params.artifacts_dir, embedding_run)
     metrics = steps.evaluate(w, run_id)
     gate = steps.gate(w, run_id, params.gate_tolerance)
     n = 0

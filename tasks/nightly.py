@@ -13,7 +13,7 @@ import re
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
-from diffrec_core import nightly, sharding
+from diffrec_core import nightly, runs, sharding
 from diffrec_core.config import InferenceConfig, RunConfig
 from diffrec_core.models import registry
 
@@ -55,11 +55,11 @@ def find_reusable(warehouse_path: str, dataset: str, setting: str, run: RunConfi
     return nightly.find_reusable_run(warehouse_path, dataset, setting, run, data_fingerprint, max_age_hours)
 
 
-@task(name="train-on-fingerprint")
-def train(warehouse_path: str, dataset: str, setting: str, run: RunConfig, artifacts_dir: str, data_fingerprint: str,
+@task(name="train")
+def train(warehouse_path: str, dataset: str, setting: str, run: RunConfig, artifacts_dir: str,
           embedding_run: str | None = None) -> str:
-    """Train, checkpoint and record a model with its data fingerprint; returns its run id."""
-    return nightly.train_fingerprinted(warehouse_path, dataset, setting, run, artifacts_dir, data_fingerprint, embedding_run)
+    """Train, checkpoint and record a model with its data fingerprint and input batches; returns its run id."""
+    return runs.train_run(warehouse_path, dataset, setting, run, artifacts_dir, embedding_run=embedding_run)
 
 
 @task(name="evaluate-run", **TRANSIENT)

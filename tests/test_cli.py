@@ -68,6 +68,10 @@ def test_steps_end_to_end(tmp_path, fast_config):
     with duckdb.connect(str(w), read_only=True) as con:
         user = con.execute("select user_key from latest_recommendations limit 1").fetchone()[0]
         assert con.execute("select max(rank) from latest_recommendations").fetchone()[0] == 5
+        # lineage and fingerprint are recorded by the step commands too, not only by the nightly flow
+        assert con.execute("select batch_id, role, run_id from run_lineage order by role").fetchall() == \
+            [(1, "recommend", run_id), (1, "train", run_id)]
+        assert len(con.execute("select data_fingerprint from model_runs").fetchone()[0]) == 64
     r = invoke("recs", "show", "--user", user, "--warehouse", w)
     assert r.exit_code == 0 and r.output.count("\n") == 6, r.output
     r = invoke("recs", "show", "--user", "no-such-user", "--warehouse", w)
@@ -289,7 +293,29 @@ def test_an_artifacts_path_that_is_a_file_is_refused_before_training(tmp_path, f
     for args in (("train", "--config", fast_config), ("search", "--grid", grid)):
         r = invoke(*args, "--warehouse", w, "--artifacts", afile)
         assert r.exit_code == 1 and one_line_error(r) == f"error: artifacts folder {afile}: it is a file, not a folder", r.output
+    r = invoke("train", "--config", fast_config, "--warehouse", w, "--artifacts", afile / "sub")
+    assert r.exit_code == 1 and one_line_error(r) == f"error: artifacts folder {afile / 'sub'}: {afile} is a file, not a folder", r.output
     r = invoke("search", "--grid", grid, "--sample", "0", "--warehouse", w, "--artifacts", tmp_path / "art")
     assert r.exit_code == 1 and one_line_error(r).startswith("error: HpoParams sample: Input should be greater than 0"), r.output
+    r = invoke("nightly", "--warehouse", w, "--config", fast_config, "--shards", "0", "--artifacts", tmp_path / "art")
+    assert r.exit_code == 1 and one_line_error(r).startswith("error: "), r.output
+    assert not (tmp_path / "art").exists()  # a refused command leaves no empty artifacts folder behind
     with duckdb.connect(str(w), read_only=True) as con:
         assert con.execute("select count(*) from model_runs").fetchone() == (0,)
+
+
+def test_a_checkpoint_recorded_from_a_relative_artifacts_folder_is_found_from_any_folder(tmp_path, fast_config, monkeypatch):
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir()
+    elsewhere.mkdir()
+    w = tmp_path / "w.duckdb"
+    monkeypatch.chdir(work)
+    for args in (("ingest", *TINY), ("split",), ("train", "--config", fast_config, "--artifacts", "art")):
+        r = invoke(*args, "--warehouse", w)
+        assert r.exit_code == 0, r.output
+    with duckdb.connect(str(w), read_only=True) as con:
+        (path,), = con.execute("select checkpoint_path from model_runs").fetchall()
+    assert path.startswith(str(work / "art")), path
+    monkeypatch.chdir(elsewhere)
+    r = invoke("recommend", "--warehouse", w, "--no-publish")
+    assert r.exit_code == 0 and "recommendations" in r.output, r.output

@@ -37,7 +37,7 @@ def trained(tmp_path_factory):
         splits.stage(con, "builtin")
         splits.make_split(con, "builtin", splits.SplitConfig())
     fp = nightly.data_fingerprint(w, "builtin", "clean")
-    run_id = nightly.train_fingerprinted(w, "builtin", "clean", FAST_RUN, root / "art", fp)
+    run_id = runs.train_run(w, "builtin", "clean", FAST_RUN, root / "art")
     runs.evaluate_run(w, run_id)
     return w, run_id, fp
 
@@ -206,7 +206,7 @@ def test_read_helpers_and_consumer_views(copy):
     with warehouse.connect(w) as con:  # another process's writer would hold this lock
         con.execute("select 1")
     lineage = warehouse.read_query(w, "select * from run_lineage where run_id = $r", {"r": run_id})
-    assert set(lineage["role"]) == {"train"} and lineage["n_recommendations"].iloc[0] > 0
+    assert set(lineage["role"]) == {"train", "recommend"} and lineage["n_recommendations"].iloc[0] > 0
 
 
 @pytest.mark.parametrize("args,message", [
@@ -251,6 +251,11 @@ def test_a_model_serves_by_key_after_a_restage_adds_items(copy, tmp_path):
     pd.testing.assert_frame_equal(shard[["user_key", "item_key", "rank"]], before[["user_key", "item_key", "rank"]], check_dtype=False)
     again = coldstart.score_history(w, "builtin", liked, k=10).recommendations
     assert list(again["item_key"]) == list(cold["item_key"])
+    new_keys = sorted(key for key in now_id if key.startswith("-"))  # staged today, unknown to the model
+    mixed = coldstart.score_history(w, "builtin", liked + new_keys, k=10)
+    assert mixed.known == liked and mixed.unknown == new_keys
+    with pytest.raises(ValueError, match=f"none of the {len(new_keys)} item keys is known to model run '{run_id}'"):
+        coldstart.score_history(w, "builtin", new_keys)
 
     (Path(runs_checkpoint(w, run_id)) / "keys.npz").unlink()
     expected = "trained on 80 items but the warehouse now has 85: retrain"
