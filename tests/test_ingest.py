@@ -1,6 +1,9 @@
+import re
 from datetime import datetime
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from conftest import shared_dataset
 
@@ -246,3 +249,113 @@ def test_ml_latest_small_reference_file(con):
     assert (result.format, result.rows_loaded, result.rows_rejected) == ("ml-latest", 100_836, 0)
     report = stage(con, "mls")
     assert (report.n_users, report.n_items) == (610, 9_724)
+
+
+def test_csv_empty_fields_count_wherever_they_are(con, tmp_path):
+    text = (
+        "note,user,item,rating,timestamp\n"
+        ",u1,i1,,1600000000\n"  # empty first and middle field
+        "n,u2,i2,4,1600000001\n"
+        ',u3,"i, 3",5,1600000002\n'
+        "x,,i4,3,1600000003\n"  # empty user: a missing user, not a short row
+        "x,u5,i5,3,\n"  # empty last field
+        ",u6,i6,3\n"  # really one field short
+    )
+    path = write(tmp_path, "notes.csv", text)
+    result = ingest_file(con, path, "n")
+    assert (result.rows_read, result.rows_loaded, result.rows_rejected) == (6, 3, 3)
+    assert [row[:2] + (row[4],) for row in raw(con, "n")] == [("u1", "i1", 2), ("u2", "i2", 3), ("u3", "i, 3", 4)]
+    assert rejected(con) == [
+        (5, "x,,i4,3,1600000003", "missing user"),
+        (6, "x,u5,i5,3,", "missing timestamp"),
+        (7, ",u6,i6,3", "expected 5 fields, found 4"),
+    ]
+
+
+def test_pandas_to_csv_file_with_unnamed_index_column(con, tmp_path):
+    path = tmp_path / "frame.csv"
+    pd.DataFrame({"user": ["a", "b"], "item": ["x", "y"], "rating": [5, 3], "timestamp": [1600000000, 1600000001]}).to_csv(path)
+    assert path.read_text().splitlines()[0] == ",user,item,rating,timestamp"
+    assert ingest_file(con, path, "p").rows_loaded == 2
+    assert [row[:3] for row in raw(con, "p")] == [("a", "x", 5.0), ("b", "y", 3.0)]
+
+
+def test_options_are_checked_before_the_reingest_skip(con, tmp_path):
+    path = write(tmp_path, "ratings.csv", MLLATEST)
+    first = ingest_file(con, path, "m")
+    assert first.format == "ml-latest"
+    mapping = {"user": "userId", "item": "movieId", "timestamp": "timestamp"}
+    cases = [
+        ({"fmt": "xyz"}, "unknown format 'xyz'"),
+        ({"fmt": "csv", "columns": {**mapping, "user": "nosuchcol"}}, "has no column 'nosuchcol' (mapped to user)"),
+        ({"columns": mapping}, "format ml-latest has fixed columns; a column mapping or delimiter is only for csv and parquet"),
+        ({"fmt": "csv", "columns": mapping},
+         f"has the content of batch {first.batch_id} of dataset 'm' ({path}), ingested as format ml-latest, not csv"),
+    ]
+    for options, message in cases:
+        with pytest.raises(IngestError, match=re.escape(message)) as error:
+            ingest_file(con, path, "m", **options)
+        assert_one_line_naming(error, path)
+    assert ingest_file(con, path, "m").skipped
+    assert counts(con) == (1, 3, 0)
+
+
+def test_mapping_needs_one_distinct_column_per_field(con, tmp_path):
+    path = write(tmp_path, "log.csv", "user,item,timestamp\nu,i,1600000000\n")
+    with pytest.raises(IngestError, match="maps user and item to the same column 'user'") as error:
+        ingest_file(con, path, "x", columns={"user": "user", "item": "user", "timestamp": "timestamp"})
+    assert_one_line_naming(error, path)
+    repeated = write(tmp_path, "repeated.csv", "user,item,user,timestamp\nu1,i,u2,1600000000\n")
+    with pytest.raises(IngestError, match="more than one column named 'user'") as error:
+        ingest_file(con, repeated, "x")
+    assert_one_line_naming(error, repeated)
+    assert counts(con) == (0, 0, 0)
+
+
+def test_float_ids_from_typed_sources_match_text_ids(con, tmp_path):
+    path = tmp_path / "floats.parquet"
+    pq.write_table(
+        pa.table({
+            "user": pa.array([1.0, 2.0, float("nan"), float("inf"), None], pa.float64()),
+            "item": pa.array([10.0, 2.5, 3.0, 4.0, 5.0], pa.float64()),
+            "timestamp": [1600000000] * 5,
+        }),
+        path,
+    )
+    result = ingest_file(con, path, "f")
+    assert (result.rows_loaded, result.rows_rejected) == (2, 3)
+    assert [row[:2] for row in raw(con, "f")] == [("1", "10"), ("2", "2.5")]
+    assert [(line, reason) for line, _, reason in rejected(con)] == [
+        (3, "non-finite user"), (4, "non-finite user"), (5, "missing user"),
+    ]
+    ingest_file(con, write(tmp_path, "more.csv", "user,item,timestamp\n1,10,1600000001\n"), "f")
+    assert stage(con, "f").n_users == 2  # '1' from the csv is the parquet's 1.0
+    frame = pd.DataFrame({"user_key": [7.0], "item_key": ["x"], "rating": [1.0], "ts": pd.to_datetime(["2020-01-01"])})
+    ingest_frame(con, frame, "fr", source="floats")
+    assert raw(con, "fr")[0][:2] == ("7", "x")
+
+
+def test_list_id_column_is_refused_naming_it(con, tmp_path):
+    path = tmp_path / "lists.parquet"
+    pq.write_table(pa.table({"user": [1, 2], "item": [[1], [2, 3]], "timestamp": [1, 2]}), path)
+    with pytest.raises(IngestError, match=r"column 'item' \(mapped to item\) holds BIGINT\[\] values") as error:
+        ingest_file(con, path, "l")
+    assert_one_line_naming(error, path)
+    frame = pd.DataFrame({"user_key": [["a"]], "item_key": ["x"], "rating": [1.0], "ts": pd.to_datetime(["2020-01-01"])})
+    with pytest.raises(IngestError, match="frame lists: column 'user_key' \\(mapped to user\\) holds VARCHAR\\[\\]"):
+        ingest_frame(con, frame, "l", source="lists")
+    assert counts(con) == (0, 0, 0)
+
+
+def test_non_utf8_file_names_file_and_line(con, tmp_path):
+    body = "user,item,timestamp\nu1,i1,1600000000\nCaf\xe9,i1,1600000000\n"
+    for name, options, text in [
+        ("latin.csv", {}, body),
+        ("latin.dat", {"fmt": "ml-1m"}, "1::1::5::978300760\n1::Caf\xe9::5::978300760\n"),
+    ]:
+        path = write(tmp_path, name, text, encoding="latin-1")
+        line = 3 if name.endswith(".csv") else 2
+        with pytest.raises(IngestError) as error:
+            ingest_file(con, path, "x", **options)
+        assert str(error.value) == f"{path} is not UTF-8 text: line {line} has the byte 0xe9; save the file as UTF-8"
+    assert counts(con) == (0, 0, 0)

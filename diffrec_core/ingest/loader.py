@@ -1,7 +1,8 @@
 """Load raw files and in-memory frames into ``raw_interactions``, one batch per file.
 
-Every batch is recorded in ``ingest_batches`` with the content's sha256; the same content
-for the same dataset is ingested once (later calls are no-ops that report ``skipped``).
+Every batch is recorded in ``ingest_batches`` with the content's sha256 and format; the same
+content for the same dataset is ingested once (later calls with options that fit the file and
+the same format are no-ops that report ``skipped``).
 Bad rows go to ``rejected_rows`` with their line number, text and reason. A file that
 cannot be read, or has no valid row, raises ``IngestError`` and writes nothing.
 """
@@ -18,10 +19,11 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from diffrec_core.ingest.readers import IngestError, _one_line, detect_format, parse_file
+from diffrec_core.ingest.readers import IngestError, Parse, _one_line, detect_format, float_ids, prepare
 from diffrec_core.warehouse import run_sql, transaction, utc_now, validate_identifier
 
 FRAME_COLUMNS = ("user_key", "item_key", "rating", "ts")
+_FRAME_MAPPING = dict(zip(("user", "item", "rating", "timestamp"), FRAME_COLUMNS))
 _TEMP_TABLES = ("ingest_fields", "ingest_typed")
 
 
@@ -72,14 +74,14 @@ def _drop_temp(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _load_batch(
-    con: duckdb.DuckDBPyConnection, *, dataset: str, source: str, fmt: str, sha256: str, started_at: datetime, parse
+    con: duckdb.DuckDBPyConnection, *, dataset: str, source: str, fmt: str, sha256: str, started_at: datetime, parse: Parse
 ) -> IngestResult:
     """Parse (``parse(con)`` fills ``ingest_fields``), type, and write one batch in one transaction."""
     con.execute("set TimeZone = 'UTC'")
     try:
         with transaction(con):
-            parse(con)
-            run_sql(con, "raw/typed")
+            floats = parse(con)
+            run_sql(con, "raw/typed", user_float="user" in floats, item_float="item" in floats)
             rows_read, rows_loaded, rows_rejected = run_sql(con, "raw/counts").fetchall()[0]
             if rows_loaded == 0:
                 if rows_read == 0:
@@ -123,27 +125,28 @@ def ingest_file(
     ``delimiter``: for ``csv`` (``,`` ``;`` tab ``|``), sniffed from the header when ``None``.
 
     Raises ``IngestError`` (one line, naming the file; nothing written) when the file cannot
-    be read, a mapped column is missing, or no row is valid.
+    be read, the options do not fit it (``readers.prepare``; checked also when the content is
+    already ingested), the same content was ingested in another format, or no row is valid.
     """
     path = Path(path)
     if not path.is_file():
         raise IngestError(f"cannot read {path}: not an existing file")
+    fmt = fmt or detect_format(path)
+    parse = prepare(con, path, fmt, columns, delimiter)
     try:
         sha256 = file_sha256(path)
     except OSError as error:
         raise IngestError(f"cannot read {path}: {error.strerror or error}") from None
     previous = find_batch(con, dataset, sha256)
+    if previous is not None and previous.format != fmt:
+        raise IngestError(
+            f"{path} has the content of batch {previous.batch_id} of dataset {dataset!r} ({previous.source}), "
+            f"ingested as format {previous.format}, not {fmt}"
+        )
     if previous is not None:
         return previous
-    fmt = fmt or detect_format(path)
     return _load_batch(
-        con,
-        dataset=dataset,
-        source=str(path),
-        fmt=fmt,
-        sha256=sha256,
-        started_at=utc_now(),
-        parse=lambda c: parse_file(c, path, fmt, columns, delimiter),
+        con, dataset=dataset, source=str(path), fmt=fmt, sha256=sha256, started_at=utc_now(), parse=parse
     )
 
 
@@ -159,28 +162,30 @@ def ingest_frame(
     ``source`` describes where it came from (e.g. ``"synthetic:seed=0"``); ``sha256`` is its
     identity for the re-ingest check (default: a hash of the frame's content; the synthetic
     generator passes the hash of its config). Row numbers (1-based) stand in for line numbers.
-    Raises ``IngestError`` if columns are missing or no row is valid (nothing written).
+    Float ``user_key``/``item_key`` columns give integer keys for whole numbers (1.0 -> '1').
+    Raises ``IngestError`` if columns are missing, hold lists, or no row is valid (nothing written).
     """
     missing = [c for c in FRAME_COLUMNS if c not in frame.columns]
     if missing:
         raise IngestError(f"frame {source} is missing columns {missing}; needs {list(FRAME_COLUMNS)}")
-    sha256 = sha256 or frame_sha256(frame)
-    previous = find_batch(con, dataset, sha256)
-    if previous is not None:
-        return previous
     view = "_ingest_frame"
     numbered = frame[list(FRAME_COLUMNS)].assign(_line_no=np.arange(1, len(frame) + 1, dtype=np.int64))
     con.complete()  # DuckDB refuses register() while an earlier result is unfinished
     con.register(view, numbered)
+
+    def parse(c: duckdb.DuckDBPyConnection) -> frozenset[str]:
+        run_sql(c, "raw/parse_frame")
+        return floats
+
     try:
+        types = dict(row[:2] for row in con.execute(f"describe select * from {view}").fetchall())
+        floats = float_ids(f"frame {source}", _FRAME_MAPPING, types)  # before hashing: lists are unhashable
+        sha256 = sha256 or frame_sha256(frame)
+        previous = find_batch(con, dataset, sha256)
+        if previous is not None:
+            return previous
         return _load_batch(
-            con,
-            dataset=dataset,
-            source=source,
-            fmt="frame",
-            sha256=sha256,
-            started_at=utc_now(),
-            parse=lambda c: run_sql(c, "raw/parse_frame"),
+            con, dataset=dataset, source=source, fmt="frame", sha256=sha256, started_at=utc_now(), parse=parse
         )
     finally:
         con.complete()

@@ -10,21 +10,29 @@ Formats:
 - ``ml-1m``: MovieLens-1M ``ratings.dat``, ``UserID::MovieID::Rating::Timestamp``.
 - ``ml-100k``: MovieLens-100K ``u.data``, tab-separated ``user item rating timestamp``, no header.
 - ``ml-latest``: ``ratings.csv`` with header ``userId,movieId,rating,timestamp``.
-- ``csv``: any delimited file (``,`` ``;`` tab ``|``) with a header; quoted fields allowed.
+- ``csv``: any delimited file (``,`` ``;`` tab ``|``) with a header, one row per line; quoted
+  fields allowed, split by Python's ``csv`` module.
 - ``parquet``: any Parquet file.
 
 ``csv`` and ``parquet`` take a column mapping ``{"user": ..., "item": ..., "timestamp": ...,
 "rating": ...}`` (rating optional: without it, or with empty fields, ratings are null =
 implicit feedback). Timestamps are Unix seconds or ISO-8601 text (offsets are converted
 to UTC); native Parquet timestamps work too.
+
+A reader is made in two steps: ``prepare`` checks the file against its format and column
+mapping (cheap; before the re-ingest check) and returns the ``Parse`` that fills
+``ingest_fields`` inside the load's transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import csv
+import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from diffrec_core.warehouse import run_sql
 
@@ -34,13 +42,9 @@ FORMATS = ("ml-1m", "ml-100k", "ml-latest", "csv", "parquet")
 _DELIMITED = {"ml-1m": ("::", 0), "ml-100k": ("\t", 0), "ml-latest": (",", 1)}
 _ML_LATEST_HEADER = "userid,movieid,rating,timestamp"
 
-# RE2 pattern for one field (quoted or not) after the line start or a separator.
-_CSV_FIELD = {
-    ",": r'(?:^|,)("(?:[^"]|"")*"|[^,]*)',
-    ";": r'(?:^|;)("(?:[^"]|"")*"|[^;]*)',
-    "\t": r'(?:^|\t)("(?:[^"]|"")*"|[^\t]*)',
-    "|": r'(?:^|\|)("(?:[^"]|"")*"|[^|]*)',
-}
+_CSV_DELIMITERS = (",", ";", "\t", "|")
+# DuckDB types of columns that hold more than one value per row.
+_NON_SCALAR = re.compile(r"(STRUCT|MAP|UNION)\(|.*\]$")
 
 MAPPING_KEYS = ("user", "item", "rating", "timestamp")
 REQUIRED_MAPPING_KEYS = ("user", "item", "timestamp")
@@ -109,9 +113,24 @@ def detect_format(path: str | Path) -> str:
 
 
 def _sniff_delimiter(header: str) -> str | None:
-    counts = {d: header.count(d) for d in _CSV_FIELD}
+    counts = {d: header.count(d) for d in _CSV_DELIMITERS}
     best = max(counts, key=lambda d: counts[d])
     return best if counts[best] > 0 else None
+
+
+def _read_text(path: Path) -> str:
+    """The file as UTF-8 text (a leading BOM dropped); an ``IngestError`` names the first bad line."""
+    try:
+        data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
+    except OSError as error:
+        raise IngestError(f"cannot read {path}: {error.strerror or error}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise IngestError(
+            f"{path} is not UTF-8 text: line {line} has the byte 0x{data[error.start]:02x}; save the file as UTF-8"
+        ) from None
 
 
 def _check_mapping(path: Path, columns: Mapping[str, str | None]) -> dict[str, str | None]:
@@ -121,15 +140,22 @@ def _check_mapping(path: Path, columns: Mapping[str, str | None]) -> dict[str, s
     mapping = {key: columns.get(key) for key in MAPPING_KEYS}
     for key in REQUIRED_MAPPING_KEYS:
         if not mapping[key]:
-            raise IngestError(f"column mapping for {path} needs a {key!r} column")
+            raise IngestError(f"column mapping for {path} names no column for {key!r}")
+    for name in filter(None, mapping.values()):
+        keys = [key for key, mapped in mapping.items() if mapped == name]
+        if len(keys) > 1:
+            raise IngestError(f"column mapping for {path} maps {' and '.join(keys)} to the same column {name!r}")
     return mapping
 
 
 def _resolve(path: Path, available: list[str], columns: Mapping[str, str | None] | None) -> dict[str, str | None]:
-    """Mapping key -> column name in the file; a missing column is an ``IngestError``.
+    """Mapping key -> column name in the file; a missing or repeated column is an ``IngestError``.
 
     Without an explicit mapping, ``DEFAULT_COLUMNS`` is used and rating is optional.
     """
+    repeated = [name for index, name in enumerate(available) if name in available[:index]]
+    if repeated:
+        raise IngestError(f"{path} has more than one column named {repeated[0]!r}; its columns: {available}")
     explicit = columns is not None
     mapping = _check_mapping(path, columns if explicit else DEFAULT_COLUMNS)
     if not explicit and mapping["rating"] not in available:
@@ -140,75 +166,117 @@ def _resolve(path: Path, available: list[str], columns: Mapping[str, str | None]
     return mapping
 
 
-def parse_file(
+def float_ids(source: str | Path, mapping: Mapping[str, str | None], types: Mapping[str, str]) -> frozenset[str]:
+    """The id fields (``user``, ``item``) that a typed source holds as floats (``raw/typed``
+    turns 1.0 into the key '1', like the same id in a text file).
+
+    ``types``: column name -> DuckDB type. A mapped column with more than one value per row
+    (list, struct, map) is an ``IngestError`` naming the column.
+    """
+    for key, name in mapping.items():
+        if name is not None and _NON_SCALAR.match(types[name]):
+            raise IngestError(f"{source}: column {name!r} (mapped to {key}) holds {types[name]} values, not one value per row")
+    return frozenset(key for key in ("user", "item") if types[mapping[key]] in ("FLOAT", "DOUBLE"))
+
+
+Parse = Callable[[duckdb.DuckDBPyConnection], frozenset[str]]
+"""Fills temp table ``ingest_fields``; returns the id fields read from float columns (``float_ids``)."""
+
+
+def prepare(
     con: duckdb.DuckDBPyConnection,
     path: Path,
     fmt: str,
     columns: Mapping[str, str | None] | None = None,
     delimiter: str | None = None,
-) -> None:
-    """Fill temp table ``ingest_fields`` from ``path`` read as ``fmt``.
+) -> Parse:
+    """Check ``path`` as ``fmt`` with the column mapping and delimiter, and return its ``Parse``.
 
-    Raises ``IngestError`` (one line, naming the file) when DuckDB cannot read the file
-    or a mapped column is missing.
+    Raises ``IngestError`` (one line, naming the file) for an unknown format, options the
+    format does not take, a file DuckDB cannot read, a missing, repeated or doubly mapped
+    column, or a column with several values per row.
     """
     if fmt not in FORMATS:
         raise IngestError(f"unknown format {fmt!r} for {path}; known: {', '.join(FORMATS)}")
+    if fmt in _DELIMITED:
+        if columns is not None or delimiter is not None:
+            raise IngestError(f"{path}: format {fmt} has fixed columns; a column mapping or delimiter is only for csv and parquet")
+        return lambda con: _parse_delimited(con, path, fmt)
+    if fmt == "csv":
+        return _prepare_csv(path, columns, delimiter)
+    return _prepare_parquet(con, path, columns)
+
+
+def _parse_delimited(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> frozenset[str]:
+    separator, header_lines = _DELIMITED[fmt]
     try:
-        if fmt in _DELIMITED:
-            separator, header_lines = _DELIMITED[fmt]
-            run_sql(con, "raw/parse_delimited", path=str(path), delimiter=separator, header_lines=header_lines)
-        elif fmt == "csv":
-            _parse_csv(con, path, columns, delimiter)
-        else:
-            _parse_parquet(con, path, columns)
-    except IngestError:
+        run_sql(con, "raw/parse_delimited", path=str(path), delimiter=separator, header_lines=header_lines)
+    except duckdb.Error:
+        _read_text(path)  # a file that is not UTF-8 gets the error naming its line
         raise
-    except duckdb.Error as error:
-        raise IngestError(f"cannot read {path} as {fmt}: {_one_line(error)}") from None
+    return frozenset()
 
 
-def _parse_csv(
-    con: duckdb.DuckDBPyConnection, path: Path, columns: Mapping[str, str | None] | None, delimiter: str | None
-) -> None:
-    if delimiter is None:
-        delimiter = _sniff_delimiter(_first_line(path)) or ","
-    if delimiter not in _CSV_FIELD:
-        raise IngestError(f"unsupported delimiter {delimiter!r} for {path}; use one of {list(_CSV_FIELD)}")
-    pattern = _CSV_FIELD[delimiter]
-    rows = run_sql(con, "raw/csv_header", path=str(path), pattern=pattern).fetchall()
-    if not rows:
+def _csv_fields(line: str, delimiter: str) -> list[str]:
+    return next(csv.reader((line,), delimiter=delimiter, skipinitialspace=True))
+
+
+def _prepare_csv(path: Path, columns: Mapping[str, str | None] | None, delimiter: str | None) -> Parse:
+    lines = [(no, line.removesuffix("\r")) for no, line in enumerate(_read_text(path).split("\n"), 1) if line.strip()]
+    if not lines:
         raise IngestError(f"{path} has no header line (the file is empty)")
-    header = list(rows[0][0])
+    (_, header_line), body = lines[0], lines[1:]
+    delimiter = delimiter or _sniff_delimiter(header_line) or ","
+    if delimiter not in _CSV_DELIMITERS:
+        raise IngestError(f"unsupported delimiter {delimiter!r} for {path}; use one of {list(_CSV_DELIMITERS)}")
+    header = [name.strip() for name in _csv_fields(header_line, delimiter)]
     mapping = _resolve(path, header, columns)
 
-    def position(key: str) -> int:
-        name = mapping[key]
-        return 0 if name is None else header.index(name) + 1
+    def parse(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
+        rows = [_csv_fields(line, delimiter) for _, line in body]
 
-    run_sql(
-        con,
-        "raw/parse_csv",
-        path=str(path),
-        pattern=pattern,
-        n_columns=len(header),
-        user_idx=position("user"),
-        item_idx=position("item"),
-        rating_idx=position("rating"),
-        ts_idx=position("timestamp"),
-    )
+        def texts(key: str) -> pa.Array:  # null where the key is unmapped or the row has the wrong width
+            if mapping[key] is None:
+                return pa.nulls(len(rows), pa.string())
+            index = header.index(mapping[key])
+            return pa.array([row[index].strip() if len(row) == len(header) else None for row in rows], pa.string())
+
+        table = pa.table({
+            "line_no": pa.array([no for no, _ in body], pa.int64()),
+            "raw_text": pa.array([line for _, line in body], pa.string()),
+            "n_fields": pa.array([len(row) for row in rows], pa.int64()),
+            **{f"{key}_text": texts(key) for key in MAPPING_KEYS},
+        })
+        con.register("_ingest_csv", table)
+        try:
+            run_sql(con, "raw/parse_csv", n_columns=len(header))
+        finally:
+            con.unregister("_ingest_csv")
+        return frozenset()
+
+    return parse
 
 
-def _parse_parquet(con: duckdb.DuckDBPyConnection, path: Path, columns: Mapping[str, str | None] | None) -> None:
-    described = con.execute("describe select * from read_parquet($path)", {"path": str(path)}).fetchall()
-    mapping = _resolve(path, [row[0] for row in described], columns)
-    run_sql(
-        con,
-        "raw/parse_parquet",
-        path=str(path),
-        user_col=mapping["user"],
-        item_col=mapping["item"],
-        rating_col=mapping["rating"] or mapping["user"],
-        has_rating=mapping["rating"] is not None,
-        ts_col=mapping["timestamp"],
-    )
+def _prepare_parquet(con: duckdb.DuckDBPyConnection, path: Path, columns: Mapping[str, str | None] | None) -> Parse:
+    try:
+        described = con.execute("describe select * from read_parquet($path)", {"path": str(path)}).fetchall()
+    except duckdb.Error as error:
+        raise IngestError(f"cannot read {path} as parquet: {_one_line(error)}") from None
+    types = {row[0]: row[1] for row in described}
+    mapping = _resolve(path, list(types), columns)
+    floats = float_ids(path, mapping, types)
+
+    def parse(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
+        run_sql(
+            con,
+            "raw/parse_parquet",
+            path=str(path),
+            user_col=mapping["user"],
+            item_col=mapping["item"],
+            rating_col=mapping["rating"] or mapping["user"],
+            has_rating=mapping["rating"] is not None,
+            ts_col=mapping["timestamp"],
+        )
+        return floats
+
+    return parse
