@@ -6,12 +6,13 @@ Each function opens the warehouse only briefly (DuckDB has one writer per file).
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from diffrec_core import interactions, runs, warehouse
+from diffrec_core import ingest, interactions, runs, warehouse
 from diffrec_core.config import RunConfig
 
 DEFAULT_LANDING_PATTERNS = ("*.csv", "*.parquet", "*.dat", "*.data", "*.tsv")
@@ -19,17 +20,55 @@ GATE_METRIC = "recall@20"
 
 
 
-def landing_files(landing: str | Path, patterns: tuple[str, ...] | list[str] = DEFAULT_LANDING_PATTERNS) -> list[str]:
-    """Files in the landing folder matching any of ``patterns``, sorted by name (arrival order by convention).
+@dataclass(frozen=True)
+class Landing:
+    """The landing folder's files: ``ready`` to ingest (sorted by name, arrival order by convention), and
+    ``waiting``: modified less than the settle time ago, so perhaps still being written; the next run takes them."""
 
-    Raises ``ValueError`` when ``landing`` is not a folder. Already-ingested files are not
-    filtered here: ingest is idempotent by content hash, so they are skipped there.
+    ready: list[str]
+    waiting: list[str]
+
+
+def landing_files(
+    landing: str | Path,
+    patterns: tuple[str, ...] | list[str] = DEFAULT_LANDING_PATTERNS,
+    settle_seconds: float = 0.0,
+    warehouse_path: str | Path | None = None,
+    dataset: str | None = None,
+) -> Landing:
+    """Files in the landing folder matching any of ``patterns`` (hidden files left out).
+
+    Already-ingested files stay in ``ready``: ingest is idempotent by content hash, so they are
+    skipped there. Raises ``ValueError`` when ``landing`` is not a folder, when it has no file and
+    ``warehouse_path`` does not exist yet (nothing to run on), and when a file was ingested into
+    ``dataset`` before with other content: a landing file must not change, since the whole new content
+    would land as a second batch beside the first (its old rows twice).
     """
     folder = Path(landing)
     if not folder.is_dir():
         raise ValueError(f"landing folder {folder} does not exist or is not a folder")
-    found = {p for pattern in patterns for p in folder.glob(pattern) if p.is_file() and not p.name.startswith(".")}
-    return [str(p) for p in sorted(found, key=lambda p: p.name)]
+    found = sorted({p for pattern in patterns for p in folder.glob(pattern) if p.is_file() and not p.name.startswith(".")},
+                   key=lambda p: p.name)
+    now = time.time()
+    ready = [p for p in found if now - p.stat().st_mtime >= settle_seconds]
+    waiting = [str(p) for p in found if p not in ready]
+    if warehouse_path is not None and not Path(warehouse_path).exists():
+        if not ready:
+            raise ValueError(f"landing folder {folder} has no file to ingest ({', '.join(patterns)}"
+                             f"{f'; {len(waiting)} still settling' if waiting else ''}) and warehouse {warehouse_path} does not exist yet")
+    elif warehouse_path is not None and dataset is not None and ready:
+        with warehouse.connect(warehouse_path, read_only=True) as con:
+            earlier = warehouse.run_sql(con, "nightly/file_batches", dataset=dataset).fetchall()
+        by_path: dict[Path, list[tuple]] = {}
+        for batch_id, source, sha256, started_at in earlier:
+            by_path.setdefault(Path(source).resolve(), []).append((batch_id, sha256, started_at))
+        for p in ready:
+            batches = by_path.get(p.resolve())
+            if batches and ingest.file_sha256(p) not in {sha for _, sha, _ in batches}:
+                batch_id, _, started_at = batches[-1]
+                raise ValueError(f"landing file {p} changed after it was ingested as batch {batch_id} of dataset {dataset!r} "
+                                 f"({started_at:%Y-%m-%d %H:%M} UTC): deliver new data as a new file, not by rewriting one")
+    return Landing([str(p) for p in ready], waiting)
 
 
 def data_fingerprint(warehouse_path: str | Path, dataset: str, setting: str) -> str:

@@ -2,13 +2,15 @@
 
 ``stage`` rebuilds ``users``, ``items`` and ``interactions`` of a dataset from
 ``raw_interactions``; ``make_split`` rebuilds one ``(dataset, setting)`` of
-``split_interactions`` and its ``split_reports`` row. Each runs in one transaction.
+``split_interactions`` and its ``split_reports`` row. Each runs in one transaction;
+``stage_and_split`` runs both in one, so a split that fails leaves the staging as it was too.
 
 Training settings (paper §4.1), all with the same test set: ``clean`` (ratings below 4
 dropped), ``noisy-natural`` (low-rated interactions added to train/valid as false positives),
 ``noisy-random-p`` (p × each user's count of never-interacted items added to train/valid) and
 ``temporal`` (the clean split, its train timestamps ordering the T-variants' time weights).
-``setting_config`` builds the ``SplitConfig`` of each.
+``setting_config`` builds the ``SplitConfig`` of each; a ``SplitConfig`` named ``noisy-natural`` or
+``noisy-random-p`` gets that noise from its name.
 """
 
 from __future__ import annotations
@@ -29,6 +31,27 @@ from diffrec_core.warehouse import delete_where, run_sql, transaction
 STAGED_TABLES = ("interactions", "users", "items")
 SETTING_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 """A split setting's name: letters, digits, '_', '.', '-', starting with a letter or digit."""
+NOISY_NAMES = ("names starting 'noisy-' are the noise settings 'noisy-natural' and 'noisy-random-P' "
+               "(P: the noise ratio in (0, 1], as stored, e.g. noisy-random-0.2)")
+
+
+def _noise_of_name(name: str) -> dict | None:
+    """The noise fields a setting's name fixes (None for a name not starting 'noisy-'), else ``ValueError``.
+
+    'noisy-natural' -> natural noise; 'noisy-random-P' -> random noise of ratio P, P written as
+    ``setting_config`` stores it (``f"{P:g}"``), so one ratio has one name.
+    """
+    if not name.startswith("noisy-"):
+        return None
+    if name == "noisy-natural":
+        return {"noise": "natural"}
+    try:
+        ratio = float(name.removeprefix("noisy-random-"))
+    except ValueError:
+        ratio = None
+    if ratio is None or name != f"noisy-random-{ratio:g}":  # its range: the noise_ratio field's
+        raise ValueError(f"setting {name!r}: {NOISY_NAMES}")
+    return {"noise": "random", "noise_ratio": ratio}
 
 
 def check_setting(name: str) -> str:
@@ -78,6 +101,21 @@ class SplitConfig(BaseModel):
         "natural: at most that many low-rated interactions, so train+valid stays within (1 + ratio) of clean.",
     )
     seed: Seed = Field(default=2023, description="seed of the noise draws")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _noise_from_name(cls, data: object) -> object:
+        """A noise setting's name gives the noise fields not set (``_noise_matches_name`` checks those set)."""
+        if isinstance(data, dict) and isinstance(data.get("setting"), str):
+            return {**(_noise_of_name(data["setting"]) or {}), **data}
+        return data
+
+    @model_validator(mode="after")
+    def _noise_matches_name(self) -> "SplitConfig":
+        for field, value in (_noise_of_name(self.setting) or {}).items():
+            if getattr(self, field) != value:
+                raise ValueError(f"setting {self.setting!r} means {field} {value!r}, but {field} is {getattr(self, field)!r}")
+        return self
 
     @field_validator("ratios")
     @classmethod
@@ -170,20 +208,34 @@ def stage(con: duckdb.DuckDBPyConnection, dataset: str) -> StageReport:
     Raises ``ValueError`` if the dataset has no raw interactions.
     """
     with transaction(con):
-        run_sql(con, "staging/ids_before", dataset=dataset)
-        for table in STAGED_TABLES:
-            delete_where(con, table, dataset=dataset)
-        run_sql(con, "staging/users", dataset=dataset)
-        run_sql(con, "staging/items", dataset=dataset)
-        run_sql(con, "staging/interactions", dataset=dataset)
-        n_users, n_items, n_interactions, n_raw = run_sql(con, "staging/counts", dataset=dataset).fetchall()[0]
-        if n_raw == 0:
-            raise ValueError(f"dataset {dataset!r} has no raw interactions; ingest a file first")
-        dropped: tuple[str, ...] = ()
-        if run_sql(con, "staging/moved_keys", dataset=dataset).fetchone()[0]:
-            dropped = tuple(row[0] for row in run_sql(con, "splits/settings", dataset=dataset).fetchall())
-            drop_splits(con, dataset)
-        run_sql(con, "staging/drop_ids_before")
+        return _stage(con, dataset)
+
+
+def stage_and_split(
+    con: duckdb.DuckDBPyConnection, dataset: str, config: SplitConfig | None = None
+) -> tuple[StageReport, SplitReport]:
+    """``stage`` then ``make_split`` in one transaction: when the split is refused, the staged
+    tables and every split of the dataset stay as they were."""
+    with transaction(con):
+        return _stage(con, dataset), _make_split(con, dataset, config or SplitConfig())
+
+
+def _stage(con: duckdb.DuckDBPyConnection, dataset: str) -> StageReport:
+    """``stage`` inside the caller's transaction."""
+    run_sql(con, "staging/ids_before", dataset=dataset)
+    for table in STAGED_TABLES:
+        delete_where(con, table, dataset=dataset)
+    run_sql(con, "staging/users", dataset=dataset)
+    run_sql(con, "staging/items", dataset=dataset)
+    run_sql(con, "staging/interactions", dataset=dataset)
+    n_users, n_items, n_interactions, n_raw = run_sql(con, "staging/counts", dataset=dataset).fetchall()[0]
+    if n_raw == 0:
+        raise ValueError(f"dataset {dataset!r} has no raw interactions; ingest a file first")
+    dropped: tuple[str, ...] = ()
+    if run_sql(con, "staging/moved_keys", dataset=dataset).fetchone()[0]:
+        dropped = tuple(row[0] for row in run_sql(con, "splits/settings", dataset=dataset).fetchall())
+        drop_splits(con, dataset)
+    run_sql(con, "staging/drop_ids_before")
     return StageReport(dataset, int(n_users), int(n_items), int(n_interactions), int(n_raw), dropped)
 
 
@@ -193,47 +245,75 @@ def make_split(con: duckdb.DuckDBPyConnection, dataset: str, config: SplitConfig
     Valid/test rows whose user or item never appears in train are kept but excluded from
     evaluation (see ``interactions.load_split``), and counted in the report, which is also
     written to ``split_reports``. Raises ``ValueError`` if the dataset has no staged
-    interaction passing the rating filter.
+    interaction passing the rating filter, if the validation or test part is empty, or if a
+    noise setting adds no noise row.
     """
-    config = config or SplitConfig()
-    train_ratio, valid_ratio, _ = config.ratios
     with transaction(con):
-        drop_splits(con, dataset, config.setting)
-        if config.noise == "natural":
-            n_interactions, n_rated = run_sql(con, "splits/rating_counts", dataset=dataset).fetchall()[0]
-            if n_interactions and not n_rated:
-                raise ValueError(
-                    f"setting {config.setting!r} needs ratings (natural noise = ratings below {config.min_rating:g}), "
-                    f"but dataset {dataset!r} has none (implicit feedback); use clean, noisy-random or temporal"
-                )
-        run_sql(
-            con,
-            f"splits/split_{config.method}",
-            dataset=dataset,
-            setting=config.setting,
-            min_rating=config.min_rating,
-            train_ratio=train_ratio,
-            valid_ratio=valid_ratio,
-        )
-        if config.noise == "natural":
-            run_sql(
-                con, "splits/noise_natural", dataset=dataset, setting=config.setting, min_rating=config.min_rating,
-                per_user=config.method == "per_user", noise_ratio=config.noise_ratio, seed=config.seed,
-            )
-        elif config.noise == "random":
-            _add_random_noise(con, dataset, config)
-        run_sql(
-            con, "splits/report", dataset=dataset, setting=config.setting, method=config.method,
-            min_rating=config.min_rating, train_ratio=config.ratios[0], valid_ratio=config.ratios[1],
-            test_ratio=config.ratios[2],
-        )
-        row = run_sql(con, "splits/get_report", dataset=dataset, setting=config.setting).fetchall()[0]
-        if row[0] == 0:
+        return _make_split(con, dataset, config or SplitConfig())
+
+
+def _make_split(con: duckdb.DuckDBPyConnection, dataset: str, config: SplitConfig) -> SplitReport:
+    """``make_split`` inside the caller's transaction."""
+    train_ratio, valid_ratio, _ = config.ratios
+    drop_splits(con, dataset, config.setting)
+    if config.noise == "natural":
+        n_interactions, n_rated = run_sql(con, "splits/rating_counts", dataset=dataset).fetchall()[0]
+        if n_interactions and not n_rated:
             raise ValueError(
-                f"dataset {dataset!r} has no staged interaction with rating >= {config.min_rating} "
-                "(or null); stage it first or lower min_rating"
+                f"setting {config.setting!r} needs ratings (natural noise = ratings below {config.min_rating:g}), "
+                f"but dataset {dataset!r} has none (implicit feedback); use clean, noisy-random or temporal"
             )
-    return SplitReport(dataset, config.setting, config.method, config.min_rating, *(int(v) for v in row[:-1]), row[-1])
+    run_sql(
+        con,
+        f"splits/split_{config.method}",
+        dataset=dataset,
+        setting=config.setting,
+        min_rating=config.min_rating,
+        train_ratio=train_ratio,
+        valid_ratio=valid_ratio,
+    )
+    added = 0
+    if config.noise == "natural":
+        added = run_sql(
+            con, "splits/noise_natural", dataset=dataset, setting=config.setting, min_rating=config.min_rating,
+            per_user=config.method == "per_user", noise_ratio=config.noise_ratio, seed=config.seed,
+        ).fetchone()[0]
+    elif config.noise == "random":
+        added = _add_random_noise(con, dataset, config)
+    run_sql(
+        con, "splits/report", dataset=dataset, setting=config.setting, method=config.method,
+        min_rating=config.min_rating, train_ratio=config.ratios[0], valid_ratio=config.ratios[1],
+        test_ratio=config.ratios[2],
+    )
+    row = run_sql(con, "splits/get_report", dataset=dataset, setting=config.setting).fetchall()[0]
+    report = SplitReport(dataset, config.setting, config.method, config.min_rating, *(int(v) for v in row[:-1]), row[-1])
+    _check_split(report, config, added)
+    return report
+
+
+def _check_split(report: SplitReport, config: SplitConfig, added: int) -> None:
+    """``ValueError`` for a split with no train row, an empty validation or test part, or noise that adds nothing."""
+    where = f"dataset {report.dataset!r}, setting {report.setting!r}"
+    if report.train_rows == 0:
+        raise ValueError(
+            f"dataset {report.dataset!r} has no staged interaction with rating >= {config.min_rating} "
+            "(or null); stage it first or lower min_rating"
+        )
+    if not (report.valid_rows and report.test_rows):
+        raise ValueError(
+            f"{where}: train {report.train_rows}, valid {report.valid_rows}, test {report.test_rows} rows; "
+            "validation and test each need at least one: ingest more interactions"
+        )
+    if config.noise == "natural" and not added:
+        raise ValueError(
+            f"{where}: natural noise adds no interaction: none rated below {config.min_rating:g} fits a user's "
+            f"train/valid window within round({config.noise_ratio:g} x their clean count); raise min_rating or noise_ratio"
+        )
+    if config.noise == "random" and not added:
+        raise ValueError(
+            f"{where}: random noise adds no interaction: round({config.noise_ratio:g} x each user's count) is 0 "
+            "or they have no item left; raise noise_ratio"
+        )
 
 
 def random_noise(
@@ -291,8 +371,9 @@ def random_noise(
     return {"user": np.concatenate(out_u), "part": np.concatenate(out_p), "item": np.concatenate(out_i), "time": np.concatenate(out_t)}
 
 
-def _add_random_noise(con: duckdb.DuckDBPyConnection, dataset: str, config: SplitConfig) -> None:
-    """Insert random-noise rows into the clean rows of ``config.setting`` (inside the caller's transaction)."""
+def _add_random_noise(con: duckdb.DuckDBPyConnection, dataset: str, config: SplitConfig) -> int:
+    """Insert random-noise rows into the clean rows of ``config.setting`` (inside the caller's transaction);
+    returns how many."""
     base = run_sql(con, "splits/noise_base", dataset=dataset, setting=config.setting).fetchnumpy()
     pairs = run_sql(con, "splits/user_items", dataset=dataset).fetchnumpy()
     n_items = int(run_sql(con, "splits/n_items", dataset=dataset).fetchall()[0][0])
@@ -319,3 +400,4 @@ def _add_random_noise(con: duckdb.DuckDBPyConnection, dataset: str, config: Spli
         run_sql(con, "splits/insert_noise", dataset=dataset, setting=config.setting)
     finally:
         con.unregister("_noise_rows")
+    return len(frame)

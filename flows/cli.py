@@ -195,8 +195,7 @@ def split(
     name = dataset_name(dataset, None)
     config = _split_config(setting, noise_ratio, method, min_rating)
     with wh.connect(warehouse, create=False) as con:
-        staged = splits.stage(con, name)
-        report = splits.make_split(con, name, config)
+        staged, report = splits.stage_and_split(con, name, config)
     typer.echo(_split_line(report))
     if stale := [s for s in staged.splits_dropped if s != report.setting]:
         typer.echo(f"note: the new data moved dataset {name!r}'s ids, so its other splits were dropped: "
@@ -208,9 +207,10 @@ def _split_config(setting: str, noise_ratio: float | None, method: str, min_rati
 
     if setting in splits.SETTINGS:
         return splits.setting_config(setting, noise_ratio, method=method, min_rating=min_rating)
-    if noise_ratio is not None:
+    if noise_ratio is not None and not setting.startswith("noisy-"):
         raise ValueError(f"--noise-ratio applies to --setting noisy-natural or noisy-random, not {setting!r}")
-    return splits.SplitConfig(setting=setting, method=method, min_rating=min_rating)
+    extra = {} if noise_ratio is None else {"noise_ratio": noise_ratio}  # a noisy-random-P name must agree with it
+    return splits.SplitConfig(setting=setting, method=method, min_rating=min_rating, **extra)
 
 
 def _check_artifacts(path: Path) -> None:
@@ -494,7 +494,8 @@ def nightly(
     landing: Annotated[Optional[Path], typer.Option("--landing", "-l", help="Folder of raw files; new ones are ingested (default: the built-in data).")] = None,
     fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="Reader for the landing files (default: detected per file).")] = None,
     column: Annotated[Optional[list[str]], typer.Option("--column", "-c", help="Column mapping for csv/parquet, e.g. -c user=uid.")] = None,
-    dataset: Dataset = None,
+    settle_seconds: Annotated[float, typer.Option("--settle-seconds", help="Landing files modified more recently are left for the next run (they may still be being written).")] = 60.0,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", "-d", help="Dataset name in the warehouse (default: 'builtin', or the landing folder's name).")] = None,
     setting: Setting = "clean",
     noise_ratio: NoiseRatio = None,
     model: Model = None,
@@ -527,12 +528,12 @@ def nightly(
     from diffrec_core.config import InferenceConfig
     from flows.nightly import NightlyParams, nightly as run_nightly
 
-    name = dataset_name(dataset, None)
+    name = dataset_name(dataset, landing)
     _check_artifacts(artifacts)  # before any step runs
     run = _run_config(name, model, config, epochs, seed, device)
     params = NightlyParams(
         warehouse=str(warehouse), artifacts_dir=str(artifacts), shard_dir=str(artifacts / "shards"), dataset=name,
-        landing=str(landing) if landing else None, format=fmt, columns=_columns(column),
+        landing=str(landing) if landing else None, settle_seconds=settle_seconds, format=fmt, columns=_columns(column),
         synthetic=_synthetic(users, items, interactions, data_seed),
         split=_split_config(setting, noise_ratio, "global"), model=run.model.name, run=run,
         max_model_age_hours=max_age_hours, gate_tolerance=gate_tolerance, inference=InferenceConfig(k=k),
@@ -587,8 +588,24 @@ def report_compare(
     typer.echo(f"{len(rows)} models compared: {md} and {png}")
 
 
-def main() -> None:  # pragma: no cover
-    app()
+def main() -> None:
+    """The ``diffrec`` command: ``app``, with a usage error (an unknown option, a missing or ill-typed value) also
+    as one ``error:`` line and exit status 2, instead of click's usage panel."""
+    from typer._click.exceptions import NoArgsIsHelpError  # typer (pinned) carries its own click
+
+    try:
+        code = app(standalone_mode=False, prog_name="diffrec")
+    except NoArgsIsHelpError as exc:  # a bare group: its help, as click shows it
+        exc.show()
+        sys.exit(exc.exit_code)
+    except typer.TyperException as exc:  # click's ClickException: usage errors
+        ctx = getattr(exc, "ctx", None)
+        typer.echo(f"error: {exc.format_message()}" + (f" (see '{ctx.command_path} --help')" if ctx else ""), err=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("error: aborted", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -31,6 +31,8 @@ class NightlyParams(BaseModel):
     dataset: str = "builtin"
     landing: str | None = Field(None, description="folder of raw files; every new file is ingested (by sha256)")
     patterns: list[str] = Field(default_factory=lambda: list(DEFAULT_LANDING_PATTERNS), description="landing file globs")
+    settle_seconds: NonNegativeFloat = Field(60.0, description="landing files modified more recently than this are left for the next "
+                                             "run (they may still be being written)")
     format: str | None = Field(None, description="reader for landing files; None = detect per file")
     columns: dict[str, str] | None = Field(None, description="column mapping for generic CSV/Parquet")
     synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
@@ -80,11 +82,10 @@ def nightly(params: NightlyParams = NightlyParams()) -> NightlyResult:
     if params.landing is None:
         data.ingest_builtin.with_options(**steps.TRANSIENT)(w, ds, params.synthetic)
     else:
-        for path in steps.landing_files(params.landing, params.patterns):
+        for path in steps.landing_files(params.landing, params.patterns, params.settle_seconds, w, ds):
             ingest(w, path, ds, params.format, params.columns)
     gates = params.quality.enabled
     checks = [quality.validate_raw(w, ds, params.quality)] if gates else []
-    data.stage.with_options(**steps.TRANSIENT)(w, ds)
     data.split.with_options(**steps.TRANSIENT)(w, ds, params.split)
     if gates:
         checks.append(quality.validate_splits(w, ds, params.split, params.quality))

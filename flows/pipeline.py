@@ -56,7 +56,6 @@ def pipeline(params: PipelineParams) -> PipelineResult:
         data.ingest_file(w, params.input, params.dataset, params.format, params.columns)
     gates = params.quality.enabled
     checks = [quality.validate_raw(w, params.dataset, params.quality)] if gates else []
-    data.stage(w, params.dataset)
     report = data.split(w, params.dataset, params.split)
     if gates:
         checks.append(quality.validate_splits(w, params.dataset, params.split, params.quality))

@@ -26,19 +26,12 @@ def ingest_builtin(warehouse_path: str, dataset: str, config: SyntheticConfig) -
         return _plain(ingest.ingest_synthetic(con, dataset, config))
 
 
-@task(name="stage")
-def stage(warehouse_path: str, dataset: str) -> dict:
-    """Dense ids and deduplicated interactions for the dataset; returns the staging report
-    (``splits_dropped``: the settings whose rows moved ids made stale)."""
-    with warehouse.connect(warehouse_path) as con:
-        return _plain(splits.stage(con, dataset))
-
-
 @task(name="split")
 def split(warehouse_path: str, dataset: str, config: splits.SplitConfig) -> dict:
-    """The chronological split of one setting; returns its report."""
+    """Restage the dataset and make the chronological split of one setting, in one transaction (a refused
+    split leaves staging and splits as they were); returns the split's report."""
     with warehouse.connect(warehouse_path) as con:
-        return _plain(splits.make_split(con, dataset, config))
+        return _plain(splits.stage_and_split(con, dataset, config)[1])
 
 
 def _plain(result) -> dict:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from diffrec_core import nightly, runs, sharding
@@ -31,9 +31,13 @@ TRANSIENT = {"retries": 2, "retry_delay_seconds": 3, "retry_condition_fn": worth
 
 
 @task(name="landing-files", **TRANSIENT)
-def landing_files(landing: str, patterns: list[str]) -> list[str]:
-    """The files waiting in the landing folder (ingest skips those already loaded)."""
-    return nightly.landing_files(landing, tuple(patterns))
+def landing_files(landing: str, patterns: list[str], settle_seconds: float, warehouse_path: str, dataset: str) -> list[str]:
+    """The files ready in the landing folder (ingest skips those already loaded); fresh ones wait for the next run."""
+    found = nightly.landing_files(landing, tuple(patterns), settle_seconds, warehouse_path, dataset)
+    if found.waiting:
+        get_run_logger().warning(f"{len(found.waiting)} landing files modified less than {settle_seconds:g} s ago are left "
+                                 f"for the next run: {', '.join(found.waiting[:5])}")
+    return found.ready
 
 
 @task(name="resolve-run-config")

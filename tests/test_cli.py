@@ -319,3 +319,18 @@ def test_a_checkpoint_recorded_from_a_relative_artifacts_folder_is_found_from_an
     monkeypatch.chdir(elsewhere)
     r = invoke("recommend", "--warehouse", w, "--no-publish")
     assert r.exit_code == 0 and "recommendations" in r.output, r.output
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["search", "--grid", "g.yaml", "--device", "cpu"], "error: No such option: --device (see 'diffrec search --help')"),
+    (["train", "--epochs", "many"], "error: Invalid value for '--epochs': "),
+    (["nosuch"], "error: No such command 'nosuch'."),
+])
+def test_the_diffrec_command_reports_a_usage_error_in_one_line(monkeypatch, capsys, argv, expected):
+    from flows.cli import main
+
+    monkeypatch.setattr("sys.argv", ["diffrec", *argv])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    out, err = capsys.readouterr()
+    assert exit_.value.code == 2 and out == "" and len(err.strip().splitlines()) == 1 and err.startswith(expected), err

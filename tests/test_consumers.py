@@ -92,7 +92,7 @@ def test_reader_sees_only_complete_runs_during_nightly_runs(harness, tmp_path):
     with warehouse.connect(w):
         pass  # the schema exists before the reader starts, so every read is a real query
     params = NightlyParams(warehouse=str(w), artifacts_dir=str(tmp_path / "art"), shard_dir=str(tmp_path / "shards"),
-                           dataset="builtin", landing=str(landing), run=FAST_RUN, inference=InferenceConfig(k=K),
+                           dataset="builtin", landing=str(landing), settle_seconds=0, run=FAST_RUN, inference=InferenceConfig(k=K),
                            gate_tolerance=1.0)
     stop, log = tmp_path / "stop", tmp_path / "reads.jsonl"
     reader = subprocess.Popen([sys.executable, "-c", READER, str(w), str(stop), str(log)])
@@ -159,7 +159,7 @@ def test_reader_sees_only_complete_runs_during_nightly_runs(harness, tmp_path):
 
     config = tmp_path / "fast.json"
     config.write_text(json.dumps(FAST_RUN.model_dump(mode="json")))
-    out = CliRunner().invoke(app, ["nightly", "--landing", str(landing), "--config", str(config), "-k", str(K),
+    out = CliRunner().invoke(app, ["nightly", "--landing", str(landing), "-d", "builtin", "--settle-seconds", "0", "--config", str(config), "-k", str(K),
                                    "--warehouse", str(w), "--artifacts", str(tmp_path / "art")])
     assert out.exit_code == 0, out.output
     assert f"model {third.run_id} (reused) published" in out.output and "already up to date" in out.output

@@ -112,7 +112,7 @@ def test_nightly_fails_a_bad_landing_file_at_once_and_retries_a_lock(harness, tm
         return ingest_file
 
     params = NightlyParams(warehouse=str(tmp_path / "w.duckdb"), artifacts_dir=str(tmp_path / "art"),
-                           shard_dir=str(tmp_path / "shards"), landing=str(landing), run=FAST_RUN)
+                           shard_dir=str(tmp_path / "shards"), landing=str(landing), settle_seconds=0, run=FAST_RUN)
     monkeypatch.setattr(tasks.data.ingest, "ingest_file", failing(IngestError("a.csv: no reader")))
     with pytest.raises(IngestError, match="a.csv: no reader"):
         nightly(params)

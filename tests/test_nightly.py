@@ -70,9 +70,36 @@ def test_plan_shards_cover_users_once():
 def test_landing_files_sorted_and_filtered(tmp_path):
     for name in ("b.csv", "a.parquet", "notes.txt", ".hidden.csv"):
         (tmp_path / name).write_text("x")
-    assert [p.split("/")[-1] for p in nightly.landing_files(tmp_path)] == ["a.parquet", "b.csv"]
+    assert [p.split("/")[-1] for p in nightly.landing_files(tmp_path).ready] == ["a.parquet", "b.csv"]
     with pytest.raises(ValueError, match="landing folder"):
         nightly.landing_files(tmp_path / "missing")
+
+
+def test_fresh_landing_files_wait_and_a_rewritten_one_is_refused(tmp_path):
+    import os
+    import time
+
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    w = tmp_path / "w.duckdb"
+    with pytest.raises(ValueError, match=f"landing folder {landing} has no file to ingest .* and warehouse {w} does not exist yet"):
+        nightly.landing_files(landing, warehouse_path=w, dataset="d")
+    old, new = landing / "old.csv", landing / "new.csv"
+    old.write_text("user,item,rating,timestamp\n" + "".join(f"{u},{i},5,{1600000000 + u * 10 + i}\n" for u in range(6) for i in range(6)))
+    new.write_text("user,item\n1,2\n")  # still being written, perhaps
+    an_hour_ago = time.time() - 3600
+    os.utime(old, (an_hour_ago, an_hour_ago))
+    found = nightly.landing_files(landing, settle_seconds=60, warehouse_path=w, dataset="d")
+    assert (found.ready, found.waiting) == ([str(old)], [str(new)])
+    with warehouse.connect(w) as con:
+        ingest.ingest_file(con, old, "d")
+    assert nightly.landing_files(landing, settle_seconds=60, warehouse_path=w, dataset="d").ready == [str(old)]  # ingest skips it
+    with old.open("a") as f:
+        f.write("9,9,5,1600009999\n")
+    os.utime(old, (an_hour_ago, an_hour_ago))
+    with pytest.raises(ValueError, match=f"landing file {old} changed after it was ingested as batch 1 of dataset 'd' "):
+        nightly.landing_files(landing, settle_seconds=60, warehouse_path=w, dataset="d")
+    assert nightly.landing_files(landing, settle_seconds=60, warehouse_path=w, dataset="other").ready == [str(old)]
 
 
 def test_fingerprint_stable_and_follows_the_train_split(copy, trained):

@@ -1,10 +1,11 @@
+import re
 from datetime import datetime, timedelta
 
 import pandas as pd
 import pytest
 
 from diffrec_core.ingest import SyntheticConfig, ingest_frame, ingest_synthetic
-from diffrec_core.splits import SplitConfig, make_split, stage
+from diffrec_core.splits import SplitConfig, make_split, setting_config, stage, stage_and_split
 from diffrec_core.warehouse import connect
 
 SMALL = SyntheticConfig(n_users=400, n_items=300, n_interactions=16_000, seed=7)
@@ -66,7 +67,7 @@ def test_restaging_that_moves_ids_drops_every_split_of_the_dataset(con):
     other users and items. Keys that only sort after the known ones move nothing, and the splits stay."""
     rows = [(f"u{u}", str(i), 5, u + i) for u in range(1, 9) for i in range(3, 9)]
     ingest_frame(con, frame(rows), "d", "first")
-    ingest_frame(con, frame([("u1", "3", 5, 0)]), "other", "first")
+    ingest_frame(con, frame(rows), "other", "first")
     stage(con, "d")
     stage(con, "other")
     for setting in ("clean", "temporal"):
@@ -191,3 +192,119 @@ def test_make_split_without_staged_rows_raises(con):
     with pytest.raises(ValueError, match="no staged interaction"):
         make_split(con, "nothing")
     assert con.execute("select count(*) from split_reports").fetchall() == [(0,)]
+
+
+def split_state(con):
+    """Every staged and split row of the warehouse, to compare before and after a refused command."""
+    return {table: con.execute(f"select * exclude (created_at) from {table} order by all" if table == "split_reports"
+                               else f"select * from {table} order by all").fetchall()
+            for table in ("users", "items", "interactions", "split_interactions", "split_reports")}
+
+
+RATED = [(f"u{u}", str(i), 1 + (u + i) % 5, u * 10 + i) for u in range(1, 9) for i in range(3, 9)]
+
+
+def test_refused_split_leaves_staging_and_every_split_as_they_were(con):
+    """A new key that moves every id, then a split that fails: the restage is rolled back with it,
+    so the old users and the clean and temporal splits survive."""
+    ingest_frame(con, frame(RATED), "d", "first")
+    for setting in ("clean", "temporal"):
+        stage_and_split(con, "d", SplitConfig(setting=setting))
+    before = split_state(con)
+    ingest_frame(con, frame([("u0", "0", 5, 100)]), "d", "moving")  # sorts first: every id moves
+    with pytest.raises(ValueError, match=re.escape("dataset 'd' has no staged interaction with rating >= 99.0")):
+        stage_and_split(con, "d", SplitConfig(min_rating=99))
+    assert split_state(con) == before
+    staged, report = stage_and_split(con, "d")  # the same split that succeeds restages and drops the stale ones
+    assert staged.splits_dropped == ("clean", "temporal") and staged.n_users == 9
+    assert report.setting == "clean"
+    assert con.execute("select setting from split_reports").fetchall() == [("clean",)]
+
+
+def test_split_task_is_one_transaction(tmp_path):
+    from tasks.data import split as split_task
+    from diffrec_core.warehouse import connect as open_warehouse
+
+    path = str(tmp_path / "w.duckdb")
+    with open_warehouse(path) as con:
+        ingest_frame(con, frame(RATED), "d", "first")
+        stage_and_split(con, "d")
+        ingest_frame(con, frame([("u0", "0", 5, 100)]), "d", "moving")
+        before = split_state(con)
+    with pytest.raises(ValueError, match="no staged interaction with rating >= 99.0"):
+        split_task.fn(path, "d", SplitConfig(min_rating=99))
+    with open_warehouse(path, read_only=True) as con:
+        assert split_state(con) == before
+    assert split_task.fn(path, "d", SplitConfig())["setting"] == "clean"
+
+
+def test_noisy_random_name_gives_the_noise_ratio():
+    named = SplitConfig(setting="noisy-random-0.5", method="per_user")
+    assert named == setting_config("noisy-random", 0.5, method="per_user")
+    assert (named.noise, named.noise_ratio) == ("random", 0.5)
+    assert SplitConfig(setting="noisy-random-1") == setting_config("noisy-random", 1.0)
+    assert SplitConfig.model_validate(named.model_dump()) == named  # a dumped config (flow parameters) round-trips
+    assert SplitConfig(setting="noisy-natural").noise == "natural"
+    assert SplitConfig(setting="noisy-natural", noise_ratio=0.3).noise_ratio == 0.3
+    assert SplitConfig(setting="noisy").noise == "none"  # only 'noisy-' names are reserved
+
+
+@pytest.mark.parametrize("setting, error", [
+    ("noisy-random-0", "noise_ratio: Input should be greater than 0 (got 0.0)"),
+    ("noisy-random-1.5", "noise_ratio: Input should be less than or equal to 1 (got 1.5)"),
+    ("noisy-random-nan", "noise_ratio: Input should be a finite number (got nan)"),
+])
+def test_noisy_random_name_out_of_range_is_refused(setting, error):
+    from diffrec_core.config import _first_error
+
+    with pytest.raises(ValueError) as exc:
+        SplitConfig(setting=setting)
+    assert _first_error(exc.value) == error
+
+
+@pytest.mark.parametrize("setting", ["noisy-random-abc", "noisy-random-0.50", "noisy-random-1e-1", "noisy-random",
+                                     "noisy-natural-0.2", "noisy-x"])
+def test_unknown_noisy_names_are_refused(setting):
+    with pytest.raises(ValueError, match=re.escape(
+            f"setting {setting!r}: names starting 'noisy-' are the noise settings 'noisy-natural' and 'noisy-random-P' "
+            "(P: the noise ratio in (0, 1], as stored, e.g. noisy-random-0.2)")):
+        SplitConfig(setting=setting)
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(setting="noisy-random-0.5", noise_ratio=0.3), "setting 'noisy-random-0.5' means noise_ratio 0.5, but noise_ratio is 0.3"),
+    (dict(setting="noisy-random-0.5", noise="none"), "setting 'noisy-random-0.5' means noise 'random', but noise is 'none'"),
+    (dict(setting="noisy-natural", noise="random"), "setting 'noisy-natural' means noise 'natural', but noise is 'random'"),
+])
+def test_fields_that_contradict_a_noisy_name_are_refused(fields, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        SplitConfig(**fields)
+
+
+def test_noise_setting_that_adds_no_noise_is_refused(con):
+    ingest_frame(con, frame(RATED), "d", "first")
+    stage(con, "d")
+    assert make_split(con, "d", setting_config("noisy-natural", 1.0)).train_rows > make_split(con, "d").train_rows
+    before = split_state(con)
+    with pytest.raises(ValueError, match=re.escape(
+            "dataset 'd', setting 'noisy-natural': natural noise adds no interaction: none rated below 0 fits a user's "
+            "train/valid window within round(1 x their clean count); raise min_rating or noise_ratio")):
+        make_split(con, "d", setting_config("noisy-natural", 1.0, min_rating=0))  # every row is clean: nothing is noise
+    with pytest.raises(ValueError, match=re.escape(
+            "dataset 'd', setting 'noisy-random-0.01': random noise adds no interaction: round(0.01 x each user's "
+            "count) is 0 or they have no item left; raise noise_ratio")):
+        make_split(con, "d", setting_config("noisy-random", 0.01))
+    assert split_state(con) == before
+
+
+@pytest.mark.parametrize("rows, counts", [
+    ([("a", "x", 5, 0)], "train 1, valid 0, test 0"),
+    ([("a", "x", 5, 0), ("a", "y", 5, 1)], "train 1, valid 1, test 0"),  # cuts round(2 x 0.5) = 1, round(2 x 0.75) = 2
+])
+def test_split_with_an_empty_part_is_refused(con, rows, counts):
+    ingest_frame(con, frame(rows), "one", "t")
+    with pytest.raises(ValueError, match=re.escape(
+            f"dataset 'one', setting 'clean': {counts} rows; validation and test each need at least one: "
+            "ingest more interactions")):
+        stage_and_split(con, "one", SplitConfig(ratios=(0.5, 0.25, 0.25)))
+    assert all(not rows for rows in split_state(con).values())  # not even staged
