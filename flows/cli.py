@@ -178,6 +178,22 @@ def ingest(
     typer.echo(_ingest_line(result))
 
 
+@app.command("remove-batch")
+@cli_errors
+def remove_batch(
+    batch_id: Annotated[int, typer.Argument(help="The ingest batch (one file) to take out: ingest_batches.batch_id.")],
+    warehouse: Warehouse = DEFAULT_WAREHOUSE,
+) -> None:
+    """Take one ingested file out of the warehouse (its raw and rejected rows); the next split restages without it."""
+    from diffrec_core import ingest as core_ingest
+    from diffrec_core import warehouse as wh
+
+    with wh.connect(warehouse, create=False) as con:
+        result = core_ingest.remove_batch(con, batch_id)
+    typer.echo(f"removed batch {result.batch_id} of dataset {result.dataset!r} ({result.source}, {result.rows_loaded} rows); "
+               f"split again (or run the pipeline or nightly) to restage without it")
+
+
 @app.command()
 @cli_errors
 def split(

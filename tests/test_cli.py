@@ -334,3 +334,19 @@ def test_the_diffrec_command_reports_a_usage_error_in_one_line(monkeypatch, caps
         main()
     out, err = capsys.readouterr()
     assert exit_.value.code == 2 and out == "" and len(err.strip().splitlines()) == 1 and err.startswith(expected), err
+
+
+def test_remove_batch_takes_a_file_out_and_the_next_split_restages_without_it(tmp_path):
+    w = tmp_path / "w.duckdb"
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text("user,item,timestamp\n" + "".join(f"u{u},i{i},{1600000000 + 10 * u + i}\n" for u in range(8) for i in range(8)))
+    second.write_text("user,item,timestamp\nu0,x1,1700000000\nu1,x2,1700000001\n")
+    for path in (first, second):
+        assert invoke("ingest", path, "-d", "d", "--warehouse", w).exit_code == 0
+    r = invoke("remove-batch", "2", "--warehouse", w)
+    assert r.exit_code == 0 and r.output.startswith(f"removed batch 2 of dataset 'd' ({second}, 2 rows)"), r.output
+    r = invoke("remove-batch", "2", "--warehouse", w)
+    assert r.exit_code == 1 and one_line_error(r) == "error: no ingest batch 2 in this warehouse", r.output
+    assert invoke("split", "-d", "d", "--warehouse", w).exit_code == 0
+    with duckdb.connect(str(w), read_only=True) as con:
+        assert con.execute("select count(*) from items where dataset = 'd'").fetchone() == (8,)  # x1, x2 are gone

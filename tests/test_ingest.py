@@ -300,6 +300,27 @@ def test_options_are_checked_before_the_reingest_skip(con, tmp_path):
     assert counts(con) == (1, 3, 0)
 
 
+def test_the_same_content_with_another_mapping_is_refused_until_its_batch_is_removed(con, tmp_path):
+    from diffrec_core.ingest import remove_batch
+
+    path = write(tmp_path, "log.csv", "a,b,rating,timestamp\nu1,i1,5,1600000000\nu2,i2,4,1600000100\nbad\n")
+    swapped = ingest_file(con, path, "s", columns={"user": "b", "item": "a"})  # users and items swapped by mistake
+    assert raw(con, "s")[0][:2] == ("i1", "u1") and ingest_file(con, path, "s", columns={"user": "b", "item": "a"}).skipped
+    with pytest.raises(IngestError, match=re.escape(
+            f"ingested with columns user=b, item=a, rating=rating, timestamp=timestamp, delimiter ',', not columns user=a, "
+            f"item=b, rating=rating, timestamp=timestamp, delimiter ',': remove that batch first (diffrec remove-batch "
+            f"{swapped.batch_id})")) as error:
+        ingest_file(con, path, "s", columns={"user": "a", "item": "b"})
+    assert_one_line_naming(error, path)
+    assert counts(con) == (1, 2, 1)
+    assert remove_batch(con, swapped.batch_id).rows_loaded == 2
+    assert counts(con) == (0, 0, 0)
+    again = ingest_file(con, path, "s", columns={"user": "a", "item": "b"})
+    assert not again.skipped and raw(con, "s")[0][:2] == ("u1", "i1")
+    with pytest.raises(ValueError, match="no ingest batch 999 in this warehouse"):
+        remove_batch(con, 999)
+
+
 def test_mapping_needs_one_distinct_column_per_field(con, tmp_path):
     path = write(tmp_path, "log.csv", "user,item,timestamp\nu,i,1600000000\n")
     with pytest.raises(IngestError, match="maps user and item to the same column 'user'") as error:
@@ -310,6 +331,21 @@ def test_mapping_needs_one_distinct_column_per_field(con, tmp_path):
         ingest_file(con, repeated, "x")
     assert_one_line_naming(error, repeated)
     assert counts(con) == (0, 0, 0)
+
+
+def test_a_partial_mapping_takes_the_default_column_names_for_the_other_fields(con, tmp_path):
+    path = write(tmp_path, "log.csv", "uid,item,stars,timestamp\nu1,i1,5,1600000000\nu2,i2,3,1600000100\n")
+    result = ingest_file(con, path, "p", columns={"user": "uid", "rating": "stars"})
+    assert result.rows_loaded == 2
+    assert con.execute("select user_key, item_key, rating from raw_interactions order by user_key").fetchall() == \
+        [("u1", "i1", 5.0), ("u2", "i2", 3.0)]
+    no_rating = write(tmp_path, "no-rating.csv", "uid,item,timestamp\nu1,i9,1600000000\n")
+    assert ingest_file(con, no_rating, "p", columns={"user": "uid"}).rows_loaded == 1  # rating stays optional
+    with pytest.raises(IngestError, match="names no column for 'item'") as error:  # 'item' is taken by user
+        ingest_file(con, write(tmp_path, "swap.csv", "user,item,timestamp\nu,i,1600000000\n"), "q", columns={"user": "item"})
+    assert_one_line_naming(error, tmp_path / "swap.csv")
+    with pytest.raises(IngestError, match="has no column 'timestamp' \\(mapped to timestamp\\)"):
+        ingest_file(con, write(tmp_path, "no-time.csv", "uid,item\nu,i\n"), "q", columns={"user": "uid"})
 
 
 def test_float_ids_from_typed_sources_match_text_ids(con, tmp_path):

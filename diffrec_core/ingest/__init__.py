@@ -7,6 +7,7 @@ from diffrec_core.ingest.loader import (
     frame_sha256,
     ingest_file,
     ingest_frame,
+    remove_batch,
 )
 from diffrec_core.ingest.readers import FORMATS, IngestError, detect_format
 from diffrec_core.ingest.synthetic import SyntheticConfig, generate, ingest_synthetic
@@ -24,4 +25,5 @@ __all__ = [
     "ingest_file",
     "ingest_frame",
     "ingest_synthetic",
+    "remove_batch",
 ]

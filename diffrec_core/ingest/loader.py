@@ -10,17 +10,19 @@ cannot be read, or has no valid row, raises ``IngestError`` and writes nothing.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
 import pandas as pd
 
 from diffrec_core.ingest.readers import IngestError, Parse, _one_line, detect_format, float_ids, prepare
-from diffrec_core.warehouse import run_sql, transaction, utc_now, validate_identifier
+from diffrec_core.warehouse import delete_where, run_sql, transaction, utc_now, validate_identifier
 
 FRAME_COLUMNS = ("user_key", "item_key", "rating", "ts")
 _FRAME_MAPPING = dict(zip(("user", "item", "rating", "timestamp"), FRAME_COLUMNS))
@@ -41,6 +43,7 @@ class IngestResult:
     rows_loaded: int
     rows_rejected: int
     skipped: bool
+    options: dict[str, Any] | None = None  # the reader options of a file batch (None: not recorded)
 
 
 def file_sha256(path: str | Path) -> str:
@@ -64,8 +67,9 @@ def find_batch(con: duckdb.DuckDBPyConnection, dataset: str, sha256: str) -> Ing
     rows = run_sql(con, "raw/find_batch", dataset=dataset, sha256=sha256).fetchall()
     if not rows:
         return None
-    batch_id, source, fmt, rows_read, rows_loaded, rows_rejected = rows[0]
-    return IngestResult(batch_id, dataset, source, fmt, sha256, rows_read, rows_loaded, rows_rejected, skipped=True)
+    batch_id, source, fmt, rows_read, rows_loaded, rows_rejected, options = rows[0]
+    return IngestResult(batch_id, dataset, source, fmt, sha256, rows_read, rows_loaded, rows_rejected, skipped=True,
+                        options=None if options is None else json.loads(options))
 
 
 def _drop_temp(con: duckdb.DuckDBPyConnection) -> None:
@@ -74,7 +78,8 @@ def _drop_temp(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _load_batch(
-    con: duckdb.DuckDBPyConnection, *, dataset: str, source: str, fmt: str, sha256: str, started_at: datetime, parse: Parse
+    con: duckdb.DuckDBPyConnection, *, dataset: str, source: str, fmt: str, sha256: str, started_at: datetime, parse: Parse,
+    options: dict[str, Any] | None = None,
 ) -> IngestResult:
     """Parse (``parse(con)`` fills ``ingest_fields``), type, and write one batch in one transaction."""
     con.execute("set TimeZone = 'UTC'")
@@ -93,7 +98,8 @@ def _load_batch(
                     f"{source} has no valid row: all {rows_read} rows rejected (most common reason: {reasons[0][0]})"
                 )
             batch_id = run_sql(
-                con, "raw/insert_batch", dataset=dataset, source=source, format=fmt, sha256=sha256, started_at=started_at
+                con, "raw/insert_batch", dataset=dataset, source=source, format=fmt, sha256=sha256, started_at=started_at,
+                options=None if options is None else json.dumps(options),
             ).fetchall()[0][0]
             run_sql(con, "raw/insert_raw", dataset=dataset, batch_id=batch_id)
             run_sql(con, "raw/insert_rejected", batch_id=batch_id)
@@ -132,7 +138,7 @@ def ingest_file(
     if not path.is_file():
         raise IngestError(f"cannot read {path}: not an existing file")
     fmt = fmt or detect_format(path)
-    parse = prepare(con, path, fmt, columns, delimiter)
+    parse, options = prepare(con, path, fmt, columns, delimiter)
     try:
         sha256 = file_sha256(path)
     except OSError as error:
@@ -143,11 +149,42 @@ def ingest_file(
             f"{path} has the content of batch {previous.batch_id} of dataset {dataset!r} ({previous.source}), "
             f"ingested as format {previous.format}, not {fmt}"
         )
+    if previous is not None and previous.options is not None and previous.options != options:
+        raise IngestError(
+            f"{path} has the content of batch {previous.batch_id} of dataset {dataset!r} ({previous.source}), ingested with "
+            f"{_options_text(previous.options)}, not {_options_text(options)}: remove that batch first (diffrec remove-batch "
+            f"{previous.batch_id}) to load it again"
+        )
     if previous is not None:
         return previous
     return _load_batch(
-        con, dataset=dataset, source=str(path), fmt=fmt, sha256=sha256, started_at=utc_now(), parse=parse
+        con, dataset=dataset, source=str(path), fmt=fmt, sha256=sha256, started_at=utc_now(), parse=parse, options=options
     )
+
+
+def _options_text(options: dict[str, Any]) -> str:
+    columns = options.get("columns") or {}
+    text = ", ".join(f"{key}={name}" for key, name in columns.items() if name is not None)
+    return f"columns {text}" + (f", delimiter {options['delimiter']!r}" if options.get("delimiter") else "")
+
+
+def remove_batch(con: duckdb.DuckDBPyConnection, batch_id: int) -> IngestResult:
+    """Take one file batch out of the warehouse, in one transaction: its ``raw_interactions``, its
+    ``rejected_rows`` and its ``ingest_batches`` row. The same file can then be ingested again (e.g. with
+    another column mapping). Staged tables and splits change at the next stage/split; ``run_inputs``
+    keeps the lineage of the runs that used it. Raises ``ValueError`` for an unknown batch and for an
+    imported split (``diffrec-splits``), which has no raw rows to remove."""
+    rows = run_sql(con, "raw/get_batch", batch_id=batch_id).fetchall()
+    if not rows:
+        raise ValueError(f"no ingest batch {batch_id} in this warehouse")
+    _, dataset, source, fmt, sha256, rows_read, rows_loaded, rows_rejected = rows[0]
+    if fmt == "diffrec-splits":
+        raise ValueError(f"batch {batch_id} ({source}) is an imported split of dataset {dataset!r}, not raw rows: "
+                         "import the corrected files under a new setting name instead")
+    with transaction(con):
+        for table in ("raw_interactions", "rejected_rows", "ingest_batches"):
+            delete_where(con, table, batch_id=batch_id)
+    return IngestResult(int(batch_id), dataset, source, fmt, sha256, int(rows_read), int(rows_loaded), int(rows_rejected), skipped=False)
 
 
 def ingest_frame(

@@ -30,6 +30,7 @@ import csv
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -151,15 +152,18 @@ def _check_mapping(path: Path, columns: Mapping[str, str | None]) -> dict[str, s
 def _resolve(path: Path, available: list[str], columns: Mapping[str, str | None] | None) -> dict[str, str | None]:
     """Mapping key -> column name in the file; a missing or repeated column is an ``IngestError``.
 
-    Without an explicit mapping, ``DEFAULT_COLUMNS`` is used and rating is optional.
+    A field the mapping leaves out takes its ``DEFAULT_COLUMNS`` name when the file has that column and
+    the mapping does not use it for another field (so ``-c user=uid`` is enough beside item and timestamp
+    columns); rating is optional.
     """
     repeated = [name for index, name in enumerate(available) if name in available[:index]]
     if repeated:
         raise IngestError(f"{path} has more than one column named {repeated[0]!r}; its columns: {available}")
-    explicit = columns is not None
-    mapping = _check_mapping(path, columns if explicit else DEFAULT_COLUMNS)
-    if not explicit and mapping["rating"] not in available:
-        mapping["rating"] = None
+    given = dict(columns or {})
+    used = set(filter(None, given.values()))
+    defaults = {key: name for key, name in DEFAULT_COLUMNS.items()
+                if key not in given and name not in used and (name in available or key != "rating")}
+    mapping = _check_mapping(path, {**defaults, **given})
     for key, name in mapping.items():
         if name is not None and name not in available:
             raise IngestError(f"{path} has no column {name!r} (mapped to {key}); its columns: {available}")
@@ -189,8 +193,9 @@ def prepare(
     fmt: str,
     columns: Mapping[str, str | None] | None = None,
     delimiter: str | None = None,
-) -> Parse:
-    """Check ``path`` as ``fmt`` with the column mapping and delimiter, and return its ``Parse``.
+) -> tuple[Parse, dict[str, Any]]:
+    """Check ``path`` as ``fmt`` with the column mapping and delimiter; return its ``Parse`` and the options
+    it reads the file with (the resolved column mapping, and the delimiter for csv; ``{}`` for fixed formats).
 
     Raises ``IngestError`` (one line, naming the file) for an unknown format, options the
     format does not take, a file DuckDB cannot read, a missing, repeated or doubly mapped
@@ -201,7 +206,7 @@ def prepare(
     if fmt in _DELIMITED:
         if columns is not None or delimiter is not None:
             raise IngestError(f"{path}: format {fmt} has fixed columns; a column mapping or delimiter is only for csv and parquet")
-        return lambda con: _parse_delimited(con, path, fmt)
+        return (lambda con: _parse_delimited(con, path, fmt)), {}
     if fmt == "csv":
         return _prepare_csv(path, columns, delimiter)
     return _prepare_parquet(con, path, columns)
@@ -221,7 +226,7 @@ def _csv_fields(line: str, delimiter: str) -> list[str]:
     return next(csv.reader((line,), delimiter=delimiter, skipinitialspace=True))
 
 
-def _prepare_csv(path: Path, columns: Mapping[str, str | None] | None, delimiter: str | None) -> Parse:
+def _prepare_csv(path: Path, columns: Mapping[str, str | None] | None, delimiter: str | None) -> tuple[Parse, dict[str, Any]]:
     lines = [(no, line.removesuffix("\r")) for no, line in enumerate(_read_text(path).split("\n"), 1) if line.strip()]
     if not lines:
         raise IngestError(f"{path} has no header line (the file is empty)")
@@ -254,10 +259,10 @@ def _prepare_csv(path: Path, columns: Mapping[str, str | None] | None, delimiter
             con.unregister("_ingest_csv")
         return frozenset()
 
-    return parse
+    return parse, {"columns": mapping, "delimiter": delimiter}
 
 
-def _prepare_parquet(con: duckdb.DuckDBPyConnection, path: Path, columns: Mapping[str, str | None] | None) -> Parse:
+def _prepare_parquet(con: duckdb.DuckDBPyConnection, path: Path, columns: Mapping[str, str | None] | None) -> tuple[Parse, dict[str, Any]]:
     try:
         described = con.execute("describe select * from read_parquet($path)", {"path": str(path)}).fetchall()
     except duckdb.Error as error:
@@ -279,4 +284,4 @@ def _prepare_parquet(con: duckdb.DuckDBPyConnection, path: Path, columns: Mappin
         )
         return floats
 
-    return parse
+    return parse, {"columns": mapping}
