@@ -546,6 +546,10 @@ def nightly(
 
     name = dataset_name(dataset, landing)
     _check_artifacts(artifacts)  # before any step runs
+    if landing is not None and not warehouse.exists():  # nothing to run on: told at once, not after Prefect has started
+        from diffrec_core.nightly import landing_files
+
+        landing_files(landing, settle_seconds=settle_seconds, warehouse_path=warehouse)
     run = _run_config(name, model, config, epochs, seed, device)
     params = NightlyParams(
         warehouse=str(warehouse), artifacts_dir=str(artifacts), shard_dir=str(artifacts / "shards"), dataset=name,

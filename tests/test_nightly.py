@@ -239,10 +239,13 @@ def test_read_helpers_and_consumer_views(copy):
 @pytest.mark.parametrize("args,message", [
     (["--landing", "/no/such/folder"], "no such folder"),
     (["--task-runner", "ray"], "--task-runner must be thread or dask"),
+    (["--landing", "EMPTY"], "has no file to ingest (*.csv, *.parquet, *.dat, *.data, *.tsv) and warehouse"),
 ])
 def test_nightly_cli_rejects_bad_options(tmp_path, args, message):
     from flows.cli import app
 
+    (tmp_path / "empty").mkdir()
+    args = [str(tmp_path / "empty") if a == "EMPTY" else a for a in args]
     out = CliRunner().invoke(app, ["nightly", *args, "--warehouse", str(tmp_path / "w.duckdb")])
     assert out.exit_code == 1 and message in out.output and not (tmp_path / "w.duckdb").exists()
 

@@ -27,8 +27,9 @@ mapping (cheap; before the re-ingest check) and returns the ``Parse`` that fills
 from __future__ import annotations
 
 import csv
+import itertools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -226,11 +227,47 @@ def _csv_fields(line: str, delimiter: str) -> list[str]:
     return next(csv.reader((line,), delimiter=delimiter, skipinitialspace=True))
 
 
+_CSV_CHUNK_LINES = 100_000
+"""Lines split per step: the Python objects of one chunk at a time, the rows themselves in Arrow buffers."""
+
+
+def _csv_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of the file's non-blank lines, streamed (a BOM and line ends dropped); an
+    ``IngestError`` names the first line that is not UTF-8."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="\n") as handle:
+            for no, line in enumerate(handle, 1):
+                line = line.removesuffix("\n").removesuffix("\r")
+                if line.strip():
+                    yield no, line
+    except UnicodeDecodeError:
+        _read_text(path)  # raises the error naming the line
+        raise
+    except OSError as error:
+        raise IngestError(f"cannot read {path}: {error.strerror or error}") from None
+
+
+def _csv_table(lines: list[tuple[int, str]], header: list[str], mapping: Mapping[str, str | None], delimiter: str) -> pa.Table:
+    rows = [_csv_fields(line, delimiter) for _, line in lines]
+
+    def texts(key: str) -> pa.Array:  # null where the key is unmapped or the row has the wrong width
+        if mapping[key] is None:
+            return pa.nulls(len(rows), pa.string())
+        index = header.index(mapping[key])
+        return pa.array([row[index].strip() if len(row) == len(header) else None for row in rows], pa.string())
+
+    return pa.table({
+        "line_no": pa.array([no for no, _ in lines], pa.int64()),
+        "raw_text": pa.array([line for _, line in lines], pa.string()),
+        "n_fields": pa.array([len(row) for row in rows], pa.int64()),
+        **{f"{key}_text": texts(key) for key in MAPPING_KEYS},
+    })
+
+
 def _prepare_csv(path: Path, columns: Mapping[str, str | None] | None, delimiter: str | None) -> tuple[Parse, dict[str, Any]]:
-    lines = [(no, line.removesuffix("\r")) for no, line in enumerate(_read_text(path).split("\n"), 1) if line.strip()]
-    if not lines:
+    header_line = next((line for _, line in _csv_lines(path)), None)
+    if header_line is None:
         raise IngestError(f"{path} has no header line (the file is empty)")
-    (_, header_line), body = lines[0], lines[1:]
     delimiter = delimiter or _sniff_delimiter(header_line) or ","
     if delimiter not in _CSV_DELIMITERS:
         raise IngestError(f"unsupported delimiter {delimiter!r} for {path}; use one of {list(_CSV_DELIMITERS)}")
@@ -238,20 +275,12 @@ def _prepare_csv(path: Path, columns: Mapping[str, str | None] | None, delimiter
     mapping = _resolve(path, header, columns)
 
     def parse(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
-        rows = [_csv_fields(line, delimiter) for _, line in body]
-
-        def texts(key: str) -> pa.Array:  # null where the key is unmapped or the row has the wrong width
-            if mapping[key] is None:
-                return pa.nulls(len(rows), pa.string())
-            index = header.index(mapping[key])
-            return pa.array([row[index].strip() if len(row) == len(header) else None for row in rows], pa.string())
-
-        table = pa.table({
-            "line_no": pa.array([no for no, _ in body], pa.int64()),
-            "raw_text": pa.array([line for _, line in body], pa.string()),
-            "n_fields": pa.array([len(row) for row in rows], pa.int64()),
-            **{f"{key}_text": texts(key) for key in MAPPING_KEYS},
-        })
+        body = _csv_lines(path)
+        next(body)  # the header
+        chunks = []
+        while chunk := list(itertools.islice(body, _CSV_CHUNK_LINES)):
+            chunks.append(_csv_table(chunk, header, mapping, delimiter))
+        table = pa.concat_tables(chunks) if chunks else _csv_table([], header, mapping, delimiter)
         con.register("_ingest_csv", table)
         try:
             run_sql(con, "raw/parse_csv", n_columns=len(header))
