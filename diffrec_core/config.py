@@ -15,17 +15,16 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFlo
 
 
 FROZEN = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-"""Every configuration model: immutable, unknown keys refused, and no NaN or infinite float."""
+"""Every configuration model: immutable, unknown keys refused, and no NaN or infinite float. What a user writes
+(config files, grids) is validated strictly on top (``strict=True``): ``epochs: true`` or ``lr: "0.001"`` is refused
+instead of read as 1 or 0.001, while configs stored by earlier versions (which could hold such values) still load."""
 
 Seed = Annotated[int, Field(ge=0, le=2**31 - 1)]
 """A random seed: every random step takes one (numpy, torch and FAISS all accept this range)."""
 
 
 class _Frozen(BaseModel):
-    """Run configuration (YAML files, grids, checkpoints): also strict, so ``epochs: true`` or ``lr: "0.001"``
-    is refused instead of read as 1 or 0.001 (an int is still a valid float)."""
-
-    model_config = ConfigDict(**FROZEN, strict=True)
+    model_config = FROZEN
 
 
 class DiffusionConfig(_Frozen):
@@ -129,9 +128,17 @@ class RunConfig(_Frozen):
         if not isinstance(data, dict):
             raise ValueError(f"{path}: config must be a mapping with 'model' and 'training'")
         try:
-            return cls.model_validate(data)
+            run = cls.model_validate(data, strict=True)
         except Exception as exc:  # pydantic.ValidationError
             raise ValueError(f"{path}: invalid config: {_first_error(exc)}") from None
+        from diffrec_core.models.registry import validate_params
+
+        try:
+            validate_params(run.model, strict=True)
+        except ValueError as exc:
+            if not str(exc).startswith("unknown model"):  # an unknown name is told by the command that uses it
+                raise ValueError(f"{path}: {exc}") from None
+        return run
 
 
 class _StrictLoader(yaml.SafeLoader):

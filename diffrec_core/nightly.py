@@ -50,7 +50,7 @@ def landing_files(
     found = sorted({p for pattern in patterns for p in folder.glob(pattern) if p.is_file() and not p.name.startswith(".")},
                    key=lambda p: p.name)
     now = time.time()
-    ready = [p for p in found if now - p.stat().st_mtime >= settle_seconds]
+    ready = [p for p in found if not settle_seconds or now - p.stat().st_mtime >= settle_seconds]  # a future mtime waits
     waiting = [str(p) for p in found if p not in ready]
     if warehouse_path is not None and not Path(warehouse_path).exists():
         if not ready:

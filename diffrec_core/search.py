@@ -47,7 +47,7 @@ class Grid:
         for indices in itertools.product(*(range(len(self.axes[k])) for k in keys)):
             try:
                 trial = apply_overrides(self.base, {k: self.axes[k][i] for k, i in zip(keys, indices)})
-                validate_params(trial.model)
+                validate_params(trial.model, strict=True)
             except ValueError as exc:
                 out.append((indices, None, str(exc)))
                 continue
@@ -122,7 +122,7 @@ def apply_overrides(run: RunConfig, overrides: dict[str, Any]) -> RunConfig:
                 raise ValueError(f"grid path {dotted!r} does not lead into a mapping")
         node[parts[-1]] = value
     try:
-        return RunConfig.model_validate(data)
+        return RunConfig.model_validate(data, strict=True)
     except Exception as exc:  # pydantic.ValidationError
         raise ValueError(f"grid values {overrides}: {_first_error(exc)}") from None
 

@@ -113,7 +113,9 @@ class SplitConfig(BaseModel):
     @model_validator(mode="after")
     def _noise_matches_name(self) -> "SplitConfig":
         for field, value in (_noise_of_name(self.setting) or {}).items():
-            if getattr(self, field) != value:
+            actual = getattr(self, field)
+            # a ratio as the name writes it (f"{ratio:g}", 6 significant digits): 0.1234567 is noisy-random-0.123457
+            if (f"{actual:g}" != f"{value:g}") if isinstance(value, float) else actual != value:
                 raise ValueError(f"setting {self.setting!r} means {field} {value!r}, but {field} is {getattr(self, field)!r}")
         return self
 

@@ -105,7 +105,10 @@ def dataset_name(dataset: str | None, source: Path | None) -> str:
     if source is None:
         return BUILTIN
     generic = {"ratings", "u", "data", "interactions", "train", "ratings_small"}
-    base = source.parent.name if source.stem.lower() in generic and source.parent.name else source.stem
+    if source.is_dir():  # a landing folder (or a folder of split files): its own name
+        base = source.resolve().name
+    else:
+        base = source.parent.name if source.stem.lower() in generic and source.parent.name else source.stem
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", base) or "dataset"
 
 
@@ -115,9 +118,9 @@ def _columns(column: list[str] | None) -> dict[str, str] | None:
     out = {}
     for spec in column:
         role, sep, name = spec.partition("=")
-        if not sep or role not in {"user", "item", "rating", "timestamp"} or not name:
-            raise ValueError(f"--column must be ROLE=NAME with ROLE in user/item/rating/timestamp, got {spec!r}")
-        out[role] = name
+        if not sep or role not in {"user", "item", "rating", "timestamp"} or not (name or role == "rating"):
+            raise ValueError(f"--column must be ROLE=NAME with ROLE in user/item/rating/timestamp (rating= for none), got {spec!r}")
+        out[role] = name or None  # rating= : implicit feedback, even beside a column named rating
     return out
 
 
@@ -191,7 +194,7 @@ def remove_batch(
     with wh.connect(warehouse, create=False) as con:
         result = core_ingest.remove_batch(con, batch_id)
     typer.echo(f"removed batch {result.batch_id} of dataset {result.dataset!r} ({result.source}, {result.rows_loaded} rows); "
-               f"split again (or run the pipeline or nightly) to restage without it")
+               f"the next split restages the dataset without it (its last batch takes the staged rows and splits along)")
 
 
 @app.command()

@@ -270,7 +270,7 @@ def test_a_benchmark_refuses_a_bad_config_in_one_line(tmp_path):
                            "--model", "multidae_pp", "--config", str(config)], capture_output=True, text=True, timeout=300)
     lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
     assert done.returncode == 1 and len(lines) == 1, done.stdout + done.stderr
-    assert lines[0] == "error: model 'multidae_pp': invalid params: diffusion: noise_min must be < noise_max, got 0.005 >= 0.005"
+    assert lines[0] == f"error: {config}: model 'multidae_pp': invalid params: diffusion: noise_min must be < noise_max, got 0.005 >= 0.005"
     assert not (tmp_path / "x.json").exists()
 
 

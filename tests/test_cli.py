@@ -350,3 +350,25 @@ def test_remove_batch_takes_a_file_out_and_the_next_split_restages_without_it(tm
     assert invoke("split", "-d", "d", "--warehouse", w).exit_code == 0
     with duckdb.connect(str(w), read_only=True) as con:
         assert con.execute("select count(*) from items where dataset = 'd'").fetchone() == (8,)  # x1, x2 are gone
+        con.close()
+    with duckdb.connect(str(w)) as con:  # lineage of a run that used both batches (as train_run records it)
+        con.execute("insert into model_runs (run_id, dataset, setting, model, config, status, started_at) "
+                    "values ('r1', 'd', 'clean', 'mf', '{}', 'trained', now())")
+        con.execute("insert into run_inputs values ('r1', 'd', 1, 'train', now()), ('r1', 'd', 2, 'train', now())")
+    r = invoke("remove-batch", "1", "--warehouse", w)  # the last one: staged rows and splits go with it
+    assert r.exit_code == 0, r.output
+    with duckdb.connect(str(w), read_only=True) as con:
+        assert con.execute("select (select count(*) from interactions), (select count(*) from split_interactions), "
+                           "(select count(*) from items)").fetchone() == (0, 0, 0)
+        assert con.execute("select batch_id, batch_removed from run_lineage order by 1").fetchall() == [(1, True), (2, True)]
+
+
+def test_rating_with_no_column_reads_implicit_feedback_and_a_landing_folder_names_the_dataset(tmp_path):
+    log = tmp_path / "log.csv"
+    log.write_text("uid,item,rating,timestamp\nu1,i1,2,1600000000\n")
+    assert invoke("ingest", log, "-c", "user=uid", "-c", "rating=", "--warehouse", tmp_path / "w.duckdb").exit_code == 0
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        assert con.execute("select user_key, rating from raw_interactions").fetchall() == [("u1", None)]
+    exports = tmp_path / "exports.daily"
+    exports.mkdir()
+    assert dataset_name(None, exports) == "exports.daily" and dataset_name(None, tmp_path / "ml-1m" / "ratings.dat") == "ml-1m"

@@ -288,7 +288,7 @@ def test_options_are_checked_before_the_reingest_skip(con, tmp_path):
     cases = [
         ({"fmt": "xyz"}, "unknown format 'xyz'"),
         ({"fmt": "csv", "columns": {**mapping, "user": "nosuchcol"}}, "has no column 'nosuchcol' (mapped to user)"),
-        ({"columns": mapping}, "format ml-latest has fixed columns; a column mapping or delimiter is only for csv and parquet"),
+        ({"fmt": "ml-latest", "columns": mapping}, "format ml-latest has fixed columns; a column mapping or delimiter is only for csv and parquet"),
         ({"fmt": "csv", "columns": mapping},
          f"has the content of batch {first.batch_id} of dataset 'm' ({path}), ingested as format ml-latest, not csv"),
     ]
@@ -297,6 +297,7 @@ def test_options_are_checked_before_the_reingest_skip(con, tmp_path):
             ingest_file(con, path, "m", **options)
         assert_one_line_naming(error, path)
     assert ingest_file(con, path, "m").skipped
+    assert ingest_file(con, path, "m", columns=mapping).skipped  # detected as ml-latest: a mapping meant for csv files is not its
     assert counts(con) == (1, 3, 0)
 
 
@@ -331,6 +332,14 @@ def test_mapping_needs_one_distinct_column_per_field(con, tmp_path):
         ingest_file(con, repeated, "x")
     assert_one_line_naming(error, repeated)
     assert counts(con) == (0, 0, 0)
+
+
+def test_csv_lines_the_csv_module_cannot_split_are_rows_not_crashes(con, tmp_path):
+    path = write(tmp_path, "odd.csv", "user,item,timestamp\nu1,i1,1600000000\nu2,i2\r3,1600000001\n"
+                 + "u3," + "x" * 200_000 + ",1600000002\n")
+    result = ingest_file(con, path, "o")  # csv refuses a lone carriage return and fields over 131,072 characters
+    assert (result.rows_loaded, result.rows_rejected) == (3, 0)
+    assert [len(key) for _, key, *_ in raw(con, "o")] == [2, 4, 200_000]  # 'i2\r3': one line is one row
 
 
 def test_a_partial_mapping_takes_the_default_column_names_for_the_other_fields(con, tmp_path):

@@ -100,6 +100,10 @@ def test_fresh_landing_files_wait_and_a_rewritten_one_is_refused(tmp_path):
     with pytest.raises(ValueError, match=f"landing file {old} changed after it was ingested as batch 1 of dataset 'd' "):
         nightly.landing_files(landing, settle_seconds=60, warehouse_path=w, dataset="d")
     assert nightly.landing_files(landing, settle_seconds=60, warehouse_path=w, dataset="other").ready == [str(old)]
+    in_an_hour = time.time() + 3600  # a clock ahead of this one: waits, unless there is no settle time
+    os.utime(new, (in_an_hour, in_an_hour))
+    assert nightly.landing_files(landing, settle_seconds=60).waiting == [str(new)]
+    assert nightly.landing_files(landing, settle_seconds=0).ready == [str(new), str(old)]
 
 
 def test_fingerprint_stable_and_follows_the_train_split(copy, trained):

@@ -90,6 +90,18 @@ def test_a_config_value_of_the_wrong_type_is_refused_not_converted(tmp_path, tra
         registry.validate_params(RunConfig.from_file(path).model)
 
 
+def test_a_stored_config_with_an_exponent_string_still_loads(tmp_path):
+    # an earlier version read `noise_scale: 1e-4` from YAML as the string '1e-4' and stored it so in model_runs
+    # and checkpoints: those runs must still evaluate and serve, though a config file may not say so any more
+    stored = {"model": {"name": "diffrec", "params": {"diffusion": {"noise_scale": "1e-4", "noise_min": "5e-4"}}}}
+    run = RunConfig.model_validate(stored)
+    assert registry.validate_params(run.model).diffusion.noise_scale == 0.0001
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(stored))
+    with pytest.raises(ValueError, match="c.json: model 'diffrec': invalid params: diffusion.noise_scale: Input should be a valid number"):
+        RunConfig.from_file(path)
+
+
 def test_exponent_floats_read_as_floats_and_an_int_is_a_valid_float(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("training: {lr: 1e-3, weight_decay: 0, min_lr: 5E-6}\n")  # PyYAML alone reads 1e-3 as a string

@@ -247,6 +247,8 @@ def test_noisy_random_name_gives_the_noise_ratio():
     assert SplitConfig(setting="noisy-natural").noise == "natural"
     assert SplitConfig(setting="noisy-natural", noise_ratio=0.3).noise_ratio == 0.3
     assert SplitConfig(setting="noisy").noise == "none"  # only 'noisy-' names are reserved
+    precise = setting_config("noisy-random", 0.1234567)  # named with 6 significant digits, as always
+    assert (precise.setting, precise.noise_ratio) == ("noisy-random-0.123457", 0.1234567)
 
 
 @pytest.mark.parametrize("setting, error", [

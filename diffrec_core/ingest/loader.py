@@ -137,7 +137,10 @@ def ingest_file(
     path = Path(path)
     if not path.is_file():
         raise IngestError(f"cannot read {path}: not an existing file")
-    fmt = fmt or detect_format(path)
+    if fmt is None:
+        fmt = detect_format(path)
+        if fmt not in ("csv", "parquet"):  # a landing folder's mapping is for its generic files, not a detected ml-1m one
+            columns = delimiter = None
     parse, options = prepare(con, path, fmt, columns, delimiter)
     try:
         sha256 = file_sha256(path)
@@ -172,8 +175,11 @@ def remove_batch(con: duckdb.DuckDBPyConnection, batch_id: int) -> IngestResult:
     """Take one file batch out of the warehouse, in one transaction: its ``raw_interactions``, its
     ``rejected_rows`` and its ``ingest_batches`` row. The same file can then be ingested again (e.g. with
     another column mapping). Staged tables and splits change at the next stage/split; ``run_inputs``
-    keeps the lineage of the runs that used it. Raises ``ValueError`` for an unknown batch and for an
-    imported split (``diffrec-splits``), which has no raw rows to remove."""
+    keeps the lineage of the runs that used it. When it was the dataset's last batch, the dataset's staged
+    tables and splits go too (nothing would restage them). Raises ``ValueError`` for an unknown batch and
+    for an imported split (``diffrec-splits``), which has no raw rows to remove."""
+    from diffrec_core import splits
+
     rows = run_sql(con, "raw/get_batch", batch_id=batch_id).fetchall()
     if not rows:
         raise ValueError(f"no ingest batch {batch_id} in this warehouse")
@@ -184,6 +190,10 @@ def remove_batch(con: duckdb.DuckDBPyConnection, batch_id: int) -> IngestResult:
     with transaction(con):
         for table in ("raw_interactions", "rejected_rows", "ingest_batches"):
             delete_where(con, table, batch_id=batch_id)
+        if not run_sql(con, "nightly/dataset_batches", dataset=dataset).fetchall():
+            splits.drop_splits(con, dataset)
+            for table in splits.STAGED_TABLES:
+                delete_where(con, table, dataset=dataset)
     return IngestResult(int(batch_id), dataset, source, fmt, sha256, int(rows_read), int(rows_loaded), int(rows_rejected), skipped=False)
 
 

@@ -223,8 +223,14 @@ def _parse_delimited(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> fr
     return frozenset()
 
 
+csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))  # one line is one row, however long its fields
+
+
 def _csv_fields(line: str, delimiter: str) -> list[str]:
-    return next(csv.reader((line,), delimiter=delimiter, skipinitialspace=True))
+    try:
+        return next(csv.reader((line,), delimiter=delimiter, skipinitialspace=True))
+    except csv.Error:  # e.g. a lone carriage return inside the line: its fields as plain text, for the typed checks
+        return line.split(delimiter)
 
 
 _CSV_CHUNK_LINES = 100_000

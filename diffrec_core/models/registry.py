@@ -89,11 +89,12 @@ def spec(name: str) -> ModelSpec:
     return _REGISTRY[name]
 
 
-def validate_params(config: ModelConfig) -> BaseModel:
-    """The model's own parameters, validated; ValueError with the first problem otherwise."""
+def validate_params(config: ModelConfig, strict: bool = False) -> BaseModel:
+    """The model's own parameters, validated (``strict``: no type conversion, for what a user wrote);
+    ValueError with the first problem otherwise."""
     s = spec(config.name)
     try:
-        return s.params.model_validate(config.params)
+        return s.params.model_validate(config.params, strict=strict)
     except Exception as exc:  # pydantic.ValidationError
         raise ValueError(f"model {config.name!r}: invalid params: {_first_error(exc)}") from None
 

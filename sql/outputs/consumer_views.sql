@@ -34,7 +34,8 @@ left join published as p
 order by r.started_at desc, r.run_id desc;
 
 -- run_lineage: from each ingested batch to the model runs it trained ('train') or was
--- scored by ('recommend'), and whether those recommendations are the published ones.
+-- scored by ('recommend'), and whether those recommendations are the published ones. A batch taken
+-- out since (diffrec remove-batch) stays, with batch_removed true and no source, sha256 or ingest time.
 create or replace view run_lineage as
 with rec_counts as (
     select run_id, dataset, count(*) as n_recommendations
@@ -42,8 +43,9 @@ with rec_counts as (
     group by run_id, dataset
 )
 select
-    b.dataset,
-    b.batch_id,
+    i.dataset,
+    i.batch_id,
+    b.batch_id is null               as batch_removed,
     b.source,
     b.sha256,
     b.finished_at                    as ingested_at,
@@ -56,7 +58,7 @@ select
     p.published_at,
     p.run_id is not null             as is_published
 from run_inputs as i
-inner join ingest_batches as b
+left join ingest_batches as b
     on b.batch_id = i.batch_id
 inner join model_runs as r
     on r.run_id = i.run_id
@@ -66,4 +68,4 @@ left join rec_counts as c
 left join published as p
     on p.dataset = r.dataset
    and p.run_id = r.run_id
-order by b.batch_id, r.started_at, i.role;
+order by i.batch_id, r.started_at, i.role;
