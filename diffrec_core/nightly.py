@@ -19,7 +19,6 @@ DEFAULT_LANDING_PATTERNS = ("*.csv", "*.parquet", "*.dat", "*.data", "*.tsv")
 GATE_METRIC = "recall@20"
 
 
-
 @dataclass(frozen=True)
 class Landing:
     """The landing folder's files: ``ready`` to ingest (sorted by name, arrival order by convention), and
@@ -51,7 +50,7 @@ def landing_files(
                    key=lambda p: p.name)
     now = time.time()
     ready = [p for p in found if not settle_seconds or now - p.stat().st_mtime >= settle_seconds]  # a future mtime waits
-    waiting = [str(p) for p in found if p not in ready]
+    waiting = [str(p) for p in sorted(set(found) - set(ready), key=lambda p: p.name)]
     if warehouse_path is not None and not Path(warehouse_path).exists():
         if not ready:
             raise ValueError(f"landing folder {folder} has no file to ingest ({', '.join(patterns)}"
@@ -188,7 +187,7 @@ def recommendations_current(warehouse_path: str | Path, run_id: str) -> bool:
         if warehouse.run_sql(con, "outputs/count_pending_recommendations", run_id=run_id, dataset=info.dataset).fetchone()[0]:
             return False
         used = [r[0] for r in warehouse.run_sql(con, "nightly/run_batches", run_id=run_id, role="recommend").fetchall()]
-        now = [r[0] for r in warehouse.run_sql(con, "nightly/dataset_batches", dataset=info.dataset).fetchall()]
+        now = [r[0] for r in warehouse.run_sql(con, "raw/dataset_batches", dataset=info.dataset).fetchall()]
     return bool(used) and used == now
 
 

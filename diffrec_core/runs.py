@@ -25,7 +25,6 @@ from diffrec_core.recommend import run_top_k
 from diffrec_core.training import evaluate_model, fit, load_checkpoint, save_checkpoint, select_device
 
 
-
 def new_run_id(model: str) -> str:
     return f"{model}-{warehouse.utc_now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
 
@@ -113,7 +112,7 @@ def train_run(
     }
     with warehouse.connect(warehouse_path) as con, warehouse.transaction(con):
         warehouse.update_model_run(con, run_id, status="trained", metrics=metrics, checkpoint_path=str(ckpt), finished_at=warehouse.utc_now())
-        warehouse.run_sql(con, "nightly/set_fingerprint", run_id=run_id, fingerprint=fingerprint)
+        warehouse.run_sql(con, "outputs/set_fingerprint", run_id=run_id, fingerprint=fingerprint)
         record_inputs(con, run_id, dataset, "train")
     return run_id
 
@@ -126,7 +125,7 @@ def split_fingerprint(con, dataset: str, setting: str) -> str:
     so a model trained on one serves the other. Raises ``ValueError`` when the split has no train rows.
     """
     rows, train_hash, users_hash, items_hash, instance = warehouse.run_sql(
-        con, "nightly/train_fingerprint", dataset=dataset, setting=setting
+        con, "outputs/train_fingerprint", dataset=dataset, setting=setting
     ).fetchone()
     if not rows:
         raise ValueError(f"split {setting!r} of dataset {dataset!r} has no train rows: make it with 'diffrec split' first")
@@ -137,7 +136,7 @@ def split_fingerprint(con, dataset: str, setting: str) -> str:
 def record_inputs(con, run_id: str, dataset: str, role: str) -> None:
     """Lineage: link ``run_id`` to every batch of ``dataset`` ingested so far, as what it was trained on
     (``role`` 'train') or what its recommendations' history came from ('recommend')."""
-    warehouse.run_sql(con, "nightly/record_inputs", run_id=run_id, dataset=dataset, role=role)
+    warehouse.run_sql(con, "outputs/record_inputs", run_id=run_id, dataset=dataset, role=role)
 
 
 def _peak_memory() -> dict[str, float]:

@@ -116,7 +116,7 @@ class SplitConfig(BaseModel):
             actual = getattr(self, field)
             # a ratio as the name writes it (f"{ratio:g}", 6 significant digits): 0.1234567 is noisy-random-0.123457
             if (f"{actual:g}" != f"{value:g}") if isinstance(value, float) else actual != value:
-                raise ValueError(f"setting {self.setting!r} means {field} {value!r}, but {field} is {getattr(self, field)!r}")
+                raise ValueError(f"setting {self.setting!r} means {field} {value!r}, but {field} is {actual!r}")
         return self
 
     @field_validator("ratios")

@@ -343,15 +343,11 @@ def write_recommendations(
     missing = [c for c in RECOMMENDATION_COLUMNS if c not in columns]
     if missing:
         raise ValueError(f"recommendations frame is missing columns {missing}; needs {list(RECOMMENDATION_COLUMNS)}")
-    view = "_recommendations_frame"
+    view = "_recommendations_frame"  # the name outputs/frame_nulls and outputs/insert_recommendations read
     con.complete()  # DuckDB refuses register() while an earlier result is unfinished
     con.register(view, frame)
     try:
-        nulls = scalar(
-            con,
-            f"select count(*) from {view} "
-            "where user_key is null or item_key is null or rank is null or score is null",
-        )
+        nulls = run_sql(con, "outputs/frame_nulls").fetchall()[0][0]
         if nulls:
             raise ValueError(f"recommendations frame has {nulls} rows with null user_key/item_key/rank/score")
         with transaction(con):

@@ -61,7 +61,6 @@ def frame_sha256(frame: pd.DataFrame) -> str:
     return hashlib.sha256(hashed.tobytes()).hexdigest()
 
 
-
 def find_batch(con: duckdb.DuckDBPyConnection, dataset: str, sha256: str) -> IngestResult | None:
     """The earlier batch of this content for ``dataset`` (as a ``skipped`` result), or ``None``."""
     rows = run_sql(con, "raw/find_batch", dataset=dataset, sha256=sha256).fetchall()
@@ -147,19 +146,17 @@ def ingest_file(
     except OSError as error:
         raise IngestError(f"cannot read {path}: {error.strerror or error}") from None
     previous = find_batch(con, dataset, sha256)
-    if previous is not None and previous.format != fmt:
-        raise IngestError(
-            f"{path} has the content of batch {previous.batch_id} of dataset {dataset!r} ({previous.source}), "
-            f"ingested as format {previous.format}, not {fmt}"
-        )
-    if previous is not None and previous.options is not None and previous.options != options:
-        raise IngestError(
-            f"{path} has the content of batch {previous.batch_id} of dataset {dataset!r} ({previous.source}), ingested with "
-            f"{_options_text(previous.options)}, not {_options_text(options)}: remove that batch first (diffrec remove-batch "
-            f"{previous.batch_id}) to load it again"
-        )
     if previous is not None:
-        return previous
+        if previous.format != fmt:
+            was, now = f"as format {previous.format}", fmt
+        elif previous.options is not None and previous.options != options:
+            was, now = f"with {_options_text(previous.options)}", _options_text(options)
+        else:
+            return previous
+        raise IngestError(
+            f"{path} has the content of batch {previous.batch_id} of dataset {dataset!r} ({previous.source}), ingested {was}, "
+            f"not {now}: remove that batch first (diffrec remove-batch {previous.batch_id}) to load it again"
+        )
     return _load_batch(
         con, dataset=dataset, source=str(path), fmt=fmt, sha256=sha256, started_at=utc_now(), parse=parse, options=options
     )
@@ -190,7 +187,7 @@ def remove_batch(con: duckdb.DuckDBPyConnection, batch_id: int) -> IngestResult:
     with transaction(con):
         for table in ("raw_interactions", "rejected_rows", "ingest_batches"):
             delete_where(con, table, batch_id=batch_id)
-        if not run_sql(con, "nightly/dataset_batches", dataset=dataset).fetchall():
+        if not run_sql(con, "raw/dataset_batches", dataset=dataset).fetchall():
             splits.drop_splits(con, dataset)
             for table in splits.STAGED_TABLES:
                 delete_where(con, table, dataset=dataset)
@@ -215,7 +212,7 @@ def ingest_frame(
     missing = [c for c in FRAME_COLUMNS if c not in frame.columns]
     if missing:
         raise IngestError(f"frame {source} is missing columns {missing}; needs {list(FRAME_COLUMNS)}")
-    view = "_ingest_frame"
+    view = "_ingest_frame"  # the name raw/describe_frame and raw/parse_frame read
     numbered = frame[list(FRAME_COLUMNS)].assign(_line_no=np.arange(1, len(frame) + 1, dtype=np.int64))
     con.complete()  # DuckDB refuses register() while an earlier result is unfinished
     con.register(view, numbered)
@@ -225,7 +222,7 @@ def ingest_frame(
         return floats
 
     try:
-        types = dict(row[:2] for row in con.execute(f"describe select * from {view}").fetchall())
+        types = dict(run_sql(con, "raw/describe_frame").fetchall())
         floats = float_ids(f"frame {source}", _FRAME_MAPPING, types)  # before hashing: lists are unhashable
         sha256 = sha256 or frame_sha256(frame)
         previous = find_batch(con, dataset, sha256)

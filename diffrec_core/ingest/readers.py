@@ -299,10 +299,9 @@ def _prepare_csv(path: Path, columns: Mapping[str, str | None] | None, delimiter
 
 def _prepare_parquet(con: duckdb.DuckDBPyConnection, path: Path, columns: Mapping[str, str | None] | None) -> tuple[Parse, dict[str, Any]]:
     try:
-        described = con.execute("describe select * from read_parquet($path)", {"path": str(path)}).fetchall()
+        types = dict(run_sql(con, "raw/describe_parquet", path=str(path)).fetchall())
     except duckdb.Error as error:
         raise IngestError(f"cannot read {path} as parquet: {_one_line(error)}") from None
-    types = {row[0]: row[1] for row in described}
     mapping = _resolve(path, list(types), columns)
     floats = float_ids(path, mapping, types)
 

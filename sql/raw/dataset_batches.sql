@@ -1,4 +1,4 @@
--- nightly/dataset_batches: every batch id ingested for a dataset.
+-- raw/dataset_batches: every batch id ingested for a dataset.
 select batch_id
 from ingest_batches
 where dataset = $dataset

@@ -1,4 +1,4 @@
--- nightly/train_fingerprint: content hashes of one split's train part (by original keys,
+-- outputs/train_fingerprint: content hashes of one split's train part (by original keys,
 -- with weights), of the staged id space and of the warehouse instance, to recognise a model
 -- trained on the same data.
 with train as (
